@@ -1,0 +1,233 @@
+/* ssmlm.h — the public interface of libssmlm: configs, presets, layer patterns, models
+ * (build, initialize, load, forward, backward), safetensors files and error reporting.
+ *
+ * Dimension glossary (used in every shape comment of the project):
+ *   B batch, T tokens, D d_model, E d_inner, N d_state, H heads, P head dim, G groups,
+ *   K conv width, Q chunk, L layers, V vocab (padded), R dt_rank, F MLP hidden size.
+ *
+ * Every function that can fail returns ssmlm_status; on failure ssmlm_last_error() holds a
+ * message naming what failed and where, and ssmlm_last_hint() a hint (possibly empty).
+ */
+#ifndef SSMLM_H
+#define SSMLM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- status and errors ---------------------------------------------------------------- */
+typedef enum {
+    SSMLM_OK = 0,
+    SSMLM_ERR_INVALID,   /* invalid argument or configuration */
+    SSMLM_ERR_IO,        /* file could not be opened, read or written */
+    SSMLM_ERR_FORMAT,    /* malformed or hostile file content */
+    SSMLM_ERR_MEMORY,    /* allocation failed */
+    SSMLM_ERR_NUMERIC,   /* NaN or Inf found */
+    SSMLM_ERR_UNSUPPORTED
+} ssmlm_status;
+
+const char *ssmlm_last_error(void);
+const char *ssmlm_last_hint(void);
+const char *ssmlm_status_name(ssmlm_status s);
+
+/* ---- configuration ------------------------------------------------------------------- */
+#define SSMLM_MAX_LAYERS 1024
+
+typedef enum { SSMLM_SSM_MAMBA1 = 1, SSMLM_SSM_MAMBA2 = 2 } ssmlm_ssm_kind;
+
+/* MLP activation.  GELU, RELU2 (squared ReLU): fc1 [F, D] then act;  SWIGLU (Megatron):
+ * fc1 [2F, D], silu(first half) * second half;  GATED_SILU (mamba_ssm GatedMLP): fc1 [2F, D],
+ * first half * silu(second half). */
+typedef enum {
+    SSMLM_ACT_GELU = 0,
+    SSMLM_ACT_RELU2,
+    SSMLM_ACT_SWIGLU,
+    SSMLM_ACT_GATED_SILU
+} ssmlm_act;
+
+typedef enum { SSMLM_NORM_RMS = 0, SSMLM_NORM_LAYER } ssmlm_norm_kind;
+
+/* Layer kinds of a pattern character. */
+typedef enum { SSMLM_LAYER_MAMBA = 'M', SSMLM_LAYER_ATTN = '*', SSMLM_LAYER_MLP = '+' } ssmlm_layer_kind;
+
+typedef struct ssmlm_config {
+    char name[64];
+    int64_t d_model;
+    int64_t n_layer;              /* = strlen(pattern) */
+    int64_t vocab_size;           /* real vocabulary */
+    int64_t vocab_pad_multiple;   /* logits are [.., V] with V = vocab_size rounded up */
+    char pattern[SSMLM_MAX_LAYERS + 1]; /* 'M' Mamba, '*' attention, '+' MLP */
+    int ssm_kind;                 /* which Mamba 'M' means */
+    int tie_embeddings;
+    int norm_kind;                /* ssmlm_norm_kind, for the layer pre-norms and the final norm */
+    int norm_zero_centered;       /* LayerNorm1p: scale = 1 + weight */
+    double norm_eps;
+
+    /* Mamba-1 */
+    int64_t m1_d_state, m1_d_conv, m1_expand, m1_dt_rank; /* dt_rank: resolved (ceil(D/16) for auto) */
+    int m1_conv_bias;
+    /* Mamba-2 */
+    int64_t m2_d_state, m2_d_conv, m2_expand, m2_headdim, m2_ngroups, m2_chunk_size;
+    int m2_conv_bias;
+    /* SSM initialization (both kinds) */
+    double dt_min, dt_max, dt_init_floor, a_init_min, a_init_max;
+
+    /* attention */
+    int64_t attn_heads, attn_kv_heads, attn_head_dim;
+    int64_t attn_rotary_dim;      /* rotated dims per head; 0 = no position encoding */
+    double attn_rope_base;
+    double attn_softmax_scale;    /* 0 = 1/sqrt(head_dim) */
+    int attn_qkv_bias, attn_out_bias;
+    int64_t attn_d_conv;          /* mamba_ssm MHA: depthwise causal conv on qkv (0 = none) */
+
+    /* MLP */
+    int64_t mlp_hidden;           /* F */
+    int mlp_act;                  /* ssmlm_act */
+
+    /* initialization */
+    double init_std;              /* std of input projections and embeddings */
+    uint64_t seed;
+} ssmlm_config;
+
+/* A config with every field at its default (Mamba-2 defaults of the paper, RMSNorm, untied). */
+void ssmlm_config_defaults(ssmlm_config *c);
+/* Checks every rule; on failure the error names the field, the rule and a valid nearby value. */
+ssmlm_status ssmlm_config_validate(const ssmlm_config *c);
+/* Padded vocabulary V. */
+int64_t ssmlm_config_vocab_padded(const ssmlm_config *c);
+/* Loads a config JSON: either ssmlm's own keys or mamba_ssm's config.json (detected by keys). */
+ssmlm_status ssmlm_config_load_json(ssmlm_config *c, const char *path);
+ssmlm_status ssmlm_config_parse_json(ssmlm_config *c, const char *text, const char *where);
+/* Writes ssmlm's own JSON form (temp file + rename). */
+ssmlm_status ssmlm_config_save_json(const ssmlm_config *c, const char *path);
+/* Serializes into a malloc'ed string (caller frees). */
+char *ssmlm_config_to_json(const ssmlm_config *c);
+
+/* Presets: transformer-8b, mamba-8b, mamba2-8b, hybrid-8b, *-130m, *-840m, tiny-*. */
+ssmlm_status ssmlm_preset(ssmlm_config *c, const char *name);
+/* NULL-terminated list of preset names. */
+const char *const *ssmlm_preset_names(void);
+
+/* Paper Algorithm 1: layer pattern with round(n*attn) attention and round(n*mlp) MLP layers.
+ * out must hold n+1 chars.  Uses '+' for MLP. */
+ssmlm_status ssmlm_pattern_allocate(int64_t n_layers, double attn_ratio, double mlp_ratio, char *out);
+/* Validates an explicit pattern (M, *, +, and '-' as a synonym of '+', rewritten in place). */
+ssmlm_status ssmlm_pattern_normalize(char *pattern);
+
+/* ---- parameter table ------------------------------------------------------------------ */
+typedef struct ssmlm_param_info {
+    char name[96];        /* ssmlm name, e.g. "layers.3.mixer.in_proj.weight" */
+    int ndim;
+    int64_t shape[4];
+    int64_t numel;
+    int64_t offset;       /* in elements from the start of the parameter arena (64-byte aligned) */
+    int layer;            /* layer index, or -1 for embedding / final norm / lm head */
+    int slot;             /* which parameter of its layer kind (src/layers/layers.h) */
+    int weight_decay;     /* 1 if AdamW weight decay applies */
+} ssmlm_param_info;
+
+/* Parameter counts per component, for `ssmlm info`. */
+typedef struct ssmlm_param_counts {
+    int64_t embedding, lm_head, final_norm;
+    int64_t mamba, attention, mlp; /* summed over layers, pre-norms included */
+    int64_t n_mamba, n_attention, n_mlp;
+    int64_t total;
+} ssmlm_param_counts;
+
+ssmlm_status ssmlm_config_count_params(const ssmlm_config *c, ssmlm_param_counts *out);
+
+/* ---- models -------------------------------------------------------------------------- */
+typedef enum { SSMLM_F32 = 0, SSMLM_F64 = 1 } ssmlm_dtype;
+
+typedef struct ssmlm_model ssmlm_model;
+
+/* Allocates a model (parameters only) for a validated config. */
+ssmlm_status ssmlm_model_create(ssmlm_model **out, const ssmlm_config *c, ssmlm_dtype dtype);
+void ssmlm_model_free(ssmlm_model *m);
+const ssmlm_config *ssmlm_model_config(const ssmlm_model *m);
+ssmlm_dtype ssmlm_model_dtype(const ssmlm_model *m);
+int ssmlm_model_n_params(const ssmlm_model *m);      /* number of tensors */
+const ssmlm_param_info *ssmlm_model_param(const ssmlm_model *m, int i);
+int ssmlm_model_find_param(const ssmlm_model *m, const char *name); /* index or -1 */
+void *ssmlm_model_param_data(ssmlm_model *m, int i);  /* float* or double* by dtype */
+void *ssmlm_model_grad_data(ssmlm_model *m, int i);   /* NULL before the first backward */
+int64_t ssmlm_model_numel(const ssmlm_model *m);
+/* Seeded initialization (see docs/ARCHITECTURE.md for the rules). */
+void ssmlm_model_init(ssmlm_model *m, uint64_t seed);
+
+/* Forward over B sequences of T tokens.  ids, labels: [B*T]; labels < 0 are ignored.
+ * logits (may be NULL): [B, T, V] in the model's dtype.  loss (may be NULL): mean CE over
+ * the positions whose label is not ignored.  labels may be NULL (no loss). Keeps the
+ * activations needed by ssmlm_model_backward. */
+ssmlm_status ssmlm_model_forward(ssmlm_model *m, const int32_t *ids, const int32_t *labels,
+                                 int64_t B, int64_t T, void *logits, double *loss);
+/* Gradients of the last forward's mean loss, written into the gradient arena (overwritten
+ * when accumulate is 0, added to otherwise). */
+ssmlm_status ssmlm_model_backward(ssmlm_model *m, int accumulate);
+/* Zero the gradient arena. */
+void ssmlm_model_zero_grad(ssmlm_model *m);
+
+/* ---- safetensors ---------------------------------------------------------------------- */
+typedef enum {
+    SSMLM_ST_F32 = 0, SSMLM_ST_F64, SSMLM_ST_BF16, SSMLM_ST_F16,
+    SSMLM_ST_I64, SSMLM_ST_I32, SSMLM_ST_U16, SSMLM_ST_U8, SSMLM_ST_I8
+} ssmlm_st_dtype;
+
+typedef struct ssmlm_st_tensor {
+    char *name;
+    int dtype;            /* ssmlm_st_dtype */
+    int ndim;
+    int64_t shape[8];
+    int64_t numel;
+    const void *data;     /* points into the mapped file */
+    size_t nbytes;
+} ssmlm_st_tensor;
+
+typedef struct ssmlm_safetensors {
+    char *path;
+    void *map;
+    size_t size;
+    int n;
+    ssmlm_st_tensor *tensors; /* sorted by data offset */
+    char *metadata_json;      /* "__metadata__" object as JSON text, or NULL */
+} ssmlm_safetensors;
+
+/* Opens and validates a file: every rejection names the file, the tensor and the reason. */
+ssmlm_status ssmlm_st_open(ssmlm_safetensors *st, const char *path);
+void ssmlm_st_close(ssmlm_safetensors *st);
+const ssmlm_st_tensor *ssmlm_st_find(const ssmlm_safetensors *st, const char *name);
+/* Converts a floating tensor to float or double (dst holds numel values). */
+ssmlm_status ssmlm_st_read_f32(const ssmlm_st_tensor *t, float *dst);
+ssmlm_status ssmlm_st_read_f64(const ssmlm_st_tensor *t, double *dst);
+size_t ssmlm_st_dtype_size(int dtype);
+const char *ssmlm_st_dtype_name(int dtype);
+
+/* A tensor to write. */
+typedef struct ssmlm_st_out {
+    const char *name;
+    int dtype;            /* F32, F64 or I64/I32 */
+    int ndim;
+    int64_t shape[8];
+    const void *data;
+} ssmlm_st_out;
+/* Writes tensors (temp file + rename). metadata_json: a JSON object of strings, or NULL. */
+ssmlm_status ssmlm_st_write(const char *path, const ssmlm_st_out *t, int n, const char *metadata_json);
+
+/* ---- checkpoints ---------------------------------------------------------------------- */
+/* Loads a model folder: config.json (ssmlm or mamba_ssm) + model.safetensors (ssmlm names,
+ * mamba_ssm names or HF names).  Every expected tensor must be present with its shape. */
+ssmlm_status ssmlm_model_load(ssmlm_model **out, const char *dir, ssmlm_dtype dtype);
+/* Writes config.json + model.safetensors into dir (created if needed), temp + rename. */
+ssmlm_status ssmlm_model_save(const ssmlm_model *m, const char *dir);
+
+/* ---- threads -------------------------------------------------------------------------- */
+void ssmlm_set_threads(int n);
+int ssmlm_get_threads(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

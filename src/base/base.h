@@ -1,0 +1,59 @@
+/* base.h — internal foundation: error recording, never-compiled-out asserts, aligned memory,
+ * checked file I/O (read, mmap, write-temp-then-rename), a seeded RNG and thread control. */
+#ifndef SSMLM_BASE_H
+#define SSMLM_BASE_H
+
+#include "ssmlm.h"
+#include <stdio.h>
+#include <stdlib.h>
+
+/* Records an error (what failed, where) and a hint; returns status so callers can
+ * `return ssmlm_fail(...)`.  hint may be NULL. */
+ssmlm_status ssmlm_fail(ssmlm_status status, const char *hint, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Prefixes the current error message with context ("loading model: ..."). */
+void ssmlm_error_context(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void ssmlm_clear_error(void);
+
+/* Invariant check that stays in release builds. */
+#define SSMLM_ASSERT(cond)                                                                  \
+    do {                                                                                    \
+        if (!(cond)) ssmlm_assert_fail(#cond, __FILE__, __LINE__);                          \
+    } while (0)
+_Noreturn void ssmlm_assert_fail(const char *cond, const char *file, int line);
+
+/* 64-byte aligned allocation (free with ssmlm_free); returns NULL on failure. */
+void *ssmlm_alloc(size_t bytes);
+void *ssmlm_calloc(size_t bytes);
+void ssmlm_free(void *p);
+
+/* Whole-file read into a NUL-terminated malloc'ed buffer. */
+ssmlm_status ssmlm_file_read(const char *path, char **data, size_t *size);
+/* Read-only map of a whole file (size 0 files give map=NULL). */
+ssmlm_status ssmlm_file_map(const char *path, void **map, size_t *size);
+void ssmlm_file_unmap(void *map, size_t size);
+
+/* Atomic write: open path.tmp.<pid>, write, fsync, rename over path. */
+typedef struct ssmlm_atomic_file {
+    FILE *f;
+    char *path;
+    char *tmp;
+    int failed;
+} ssmlm_atomic_file;
+ssmlm_status ssmlm_atomic_open(ssmlm_atomic_file *af, const char *path);
+ssmlm_status ssmlm_atomic_write(ssmlm_atomic_file *af, const void *data, size_t n);
+/* Commits (rename) on success; on failure or if commit==0 removes the temp file. */
+ssmlm_status ssmlm_atomic_close(ssmlm_atomic_file *af, int commit);
+ssmlm_status ssmlm_mkdir_p(const char *dir);
+
+/* splitmix64-seeded xoshiro256** RNG. */
+typedef struct ssmlm_rng { uint64_t s[4]; } ssmlm_rng;
+void ssmlm_rng_seed(ssmlm_rng *r, uint64_t seed);
+uint64_t ssmlm_rng_u64(ssmlm_rng *r);
+double ssmlm_rng_uniform(ssmlm_rng *r);      /* [0, 1) */
+double ssmlm_rng_normal(ssmlm_rng *r);       /* N(0, 1) */
+
+/* Monotonic wall clock in seconds. */
+double ssmlm_time(void);
+
+#endif

@@ -1,0 +1,267 @@
+/* ops.c — basic numeric kernels (see ops.h).  Plain loops, OpenMP over rows/channels; GEMMs
+ * go to OpenBLAS. */
+#include "kernels/ops.h"
+#include <cblas.h>
+#include <string.h>
+
+void RNAME(gemm)(int ta, int tb, int64_t M, int64_t N, int64_t K, real alpha, const real *A,
+                 int64_t lda, const real *B, int64_t ldb, real beta, real *C, int64_t ldc) {
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0) {
+        for (int64_t i = 0; i < M; i++)
+            for (int64_t j = 0; j < N; j++) C[i * ldc + j] = beta == 0 ? 0 : beta * C[i * ldc + j];
+        return;
+    }
+#if REAL_IS_F64
+    cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                (blasint)M, (blasint)N, (blasint)K, alpha, A, (blasint)lda, B, (blasint)ldb, beta,
+                C, (blasint)ldc);
+#else
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                (blasint)M, (blasint)N, (blasint)K, alpha, A, (blasint)lda, B, (blasint)ldb, beta,
+                C, (blasint)ldc);
+#endif
+}
+
+void RNAME(linear_forward)(real *y, const real *x, const real *W, const real *b, int64_t M,
+                           int64_t N, int64_t K) {
+    RNAME(gemm)(0, 1, M, N, K, 1, x, K, W, K, 0, y, N);
+    if (b) {
+#pragma omp parallel for schedule(static)
+        for (int64_t i = 0; i < M; i++)
+            for (int64_t j = 0; j < N; j++) y[i * N + j] += b[j];
+    }
+}
+
+void RNAME(linear_backward)(real *dx, real *dW, real *db, const real *dy, const real *x,
+                            const real *W, int64_t M, int64_t N, int64_t K, int accum_dx) {
+    if (dx) RNAME(gemm)(0, 0, M, K, N, 1, dy, N, W, K, accum_dx ? 1 : 0, dx, K);
+    if (dW) RNAME(gemm)(1, 0, N, K, M, 1, dy, N, x, K, 1, dW, K);
+    if (db) {
+        for (int64_t i = 0; i < M; i++)
+            for (int64_t j = 0; j < N; j++) db[j] += dy[i * N + j];
+    }
+}
+
+/* Input at time t (may be negative: taken from state0 or zero). */
+static inline real conv_in(const real *x, int64_t ldx, const real *st, int64_t t, int64_t c,
+                           int64_t K) {
+    if (t >= 0) return x[t * ldx + c];
+    if (!st) return 0;
+    /* t = -1 is the newest state entry (index K-1) */
+    return st[c * K + (K + t)];
+}
+
+void RNAME(conv1d_forward)(real *y, int64_t ldy, const real *x, int64_t ldx, const real *w,
+                           const real *b, const real *state0, int64_t B, int64_t T, int64_t C,
+                           int64_t K) {
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int64_t bb = 0; bb < B; bb++)
+        for (int64_t t = 0; t < T; t++) {
+            const real *xb = x + bb * T * ldx;
+            const real *sb = state0 ? state0 + bb * C * K : NULL;
+            real *yr = y + (bb * T + t) * ldy;
+            for (int64_t c = 0; c < C; c++) {
+                real acc = b ? b[c] : 0;
+                for (int64_t k = 0; k < K; k++) {
+                    int64_t ti = t - (K - 1) + k;
+                    if (ti < -(K - 1)) continue;
+                    acc += w[c * K + k] * conv_in(xb, ldx, sb, ti, c, K);
+                }
+                yr[c] = acc;
+            }
+        }
+}
+
+void RNAME(conv1d_backward)(real *dx, int64_t ldx, real *dw, real *db, const real *dy,
+                            int64_t ldy, const real *x, int64_t ldx_in, const real *w, int64_t B,
+                            int64_t T, int64_t C, int64_t K) {
+    if (dx) {
+#pragma omp parallel for collapse(2) schedule(static)
+        for (int64_t bb = 0; bb < B; bb++)
+            for (int64_t s = 0; s < T; s++) {
+                real *dxr = dx + (bb * T + s) * ldx;
+                for (int64_t c = 0; c < C; c++) {
+                    real acc = 0;
+                    for (int64_t k = 0; k < K; k++) {
+                        int64_t t = s + (K - 1) - k;
+                        if (t < T) acc += w[c * K + k] * dy[(bb * T + t) * ldy + c];
+                    }
+                    dxr[c] = acc;
+                }
+            }
+    }
+    if (dw || db) {
+#pragma omp parallel for schedule(static)
+        for (int64_t c = 0; c < C; c++) {
+            for (int64_t bb = 0; bb < B; bb++)
+                for (int64_t t = 0; t < T; t++) {
+                    real g = dy[(bb * T + t) * ldy + c];
+                    if (db) db[c] += g;
+                    if (dw)
+                        for (int64_t k = 0; k < K; k++) {
+                            int64_t ti = t - (K - 1) + k;
+                            if (ti >= 0) dw[c * K + k] += g * x[(bb * T + ti) * ldx_in + c];
+                        }
+                }
+        }
+    }
+}
+
+void RNAME(conv1d_final_state)(real *state, const real *x, int64_t ldx, const real *state0,
+                               int64_t B, int64_t T, int64_t C, int64_t K) {
+    for (int64_t bb = 0; bb < B; bb++)
+        for (int64_t c = 0; c < C; c++)
+            for (int64_t k = 0; k < K; k++) {
+                int64_t t = T - K + k; /* k = K-1 is the last token */
+                real v = (t < -(K - 1)) ? 0
+                                        : conv_in(x + bb * T * ldx, ldx,
+                                                  state0 ? state0 + bb * C * K : NULL, t, c, K);
+                state[(bb * C + c) * K + k] = v;
+            }
+}
+
+void RNAME(conv1d_step)(real *y, int64_t ldy, const real *x, int64_t ldx, real *state,
+                        const real *w, const real *b, int64_t B, int64_t C, int64_t K) {
+    for (int64_t bb = 0; bb < B; bb++)
+        for (int64_t c = 0; c < C; c++) {
+            real *s = state + (bb * C + c) * K;
+            memmove(s, s + 1, (size_t)(K - 1) * sizeof(real));
+            s[K - 1] = x[bb * ldx + c];
+            real acc = b ? b[c] : 0;
+            for (int64_t k = 0; k < K; k++) acc += s[k] * w[c * K + k];
+            y[bb * ldy + c] = acc;
+        }
+}
+
+void RNAME(rmsnorm_forward)(real *y, real *rstd, const real *x, const real *w, int64_t M,
+                            int64_t C, int64_t gs, double eps) {
+    int64_t ng = C / gs;
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t g = 0; g < ng; g++) {
+            const real *xr = x + i * C + g * gs;
+            real *yr = y + i * C + g * gs;
+            double ss = 0;
+            for (int64_t c = 0; c < gs; c++) ss += (double)xr[c] * xr[c];
+            real r = (real)(1.0 / sqrt(ss / (double)gs + eps));
+            if (rstd) rstd[i * ng + g] = r;
+            for (int64_t c = 0; c < gs; c++) yr[c] = xr[c] * r * w[g * gs + c];
+        }
+}
+
+void RNAME(rmsnorm_backward)(real *dx, real *dw, const real *dy, const real *x, const real *rstd,
+                             const real *w, int64_t M, int64_t C, int64_t gs) {
+    int64_t ng = C / gs;
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t g = 0; g < ng; g++) {
+            const real *xr = x + i * C + g * gs, *dyr = dy + i * C + g * gs, *wg = w + g * gs;
+            real *dxr = dx + i * C + g * gs;
+            real r = rstd[i * ng + g];
+            double dot = 0;
+            for (int64_t c = 0; c < gs; c++) dot += (double)(xr[c] * r) * wg[c] * dyr[c];
+            real m = (real)(dot / (double)gs);
+            for (int64_t c = 0; c < gs; c++) dxr[c] = r * (wg[c] * dyr[c] - xr[c] * r * m);
+        }
+    if (dw) {
+#pragma omp parallel for schedule(static)
+        for (int64_t c = 0; c < C; c++) {
+            real acc = 0;
+            for (int64_t i = 0; i < M; i++) acc += dy[i * C + c] * x[i * C + c] * rstd[i * ng + c / gs];
+            dw[c] += acc;
+        }
+    }
+}
+
+void RNAME(layernorm_forward)(real *y, real *mean, real *rstd, const real *x, const real *w,
+                              const real *b, int64_t M, int64_t C, double eps, real one) {
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < M; i++) {
+        const real *xr = x + i * C;
+        double mu = 0, var = 0;
+        for (int64_t c = 0; c < C; c++) mu += xr[c];
+        mu /= (double)C;
+        for (int64_t c = 0; c < C; c++) var += ((double)xr[c] - mu) * ((double)xr[c] - mu);
+        var /= (double)C;
+        real r = (real)(1.0 / sqrt(var + eps)), m = (real)mu;
+        if (mean) mean[i] = m;
+        if (rstd) rstd[i] = r;
+        for (int64_t c = 0; c < C; c++) y[i * C + c] = (xr[c] - m) * r * (w[c] + one) + b[c];
+    }
+}
+
+void RNAME(layernorm_backward)(real *dx, real *dw, real *db, const real *dy, const real *x,
+                               const real *mean, const real *rstd, const real *w, int64_t M,
+                               int64_t C, real one) {
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < M; i++) {
+        const real *xr = x + i * C, *dyr = dy + i * C;
+        real m = mean[i], r = rstd[i];
+        double s1 = 0, s2 = 0;
+        for (int64_t c = 0; c < C; c++) {
+            double g = (double)dyr[c] * (w[c] + one), xh = (double)(xr[c] - m) * r;
+            s1 += g;
+            s2 += g * xh;
+        }
+        s1 /= (double)C;
+        s2 /= (double)C;
+        for (int64_t c = 0; c < C; c++) {
+            real g = dyr[c] * (w[c] + one), xh = (xr[c] - m) * r;
+            dx[i * C + c] = r * (g - (real)s1 - xh * (real)s2);
+        }
+    }
+#pragma omp parallel for schedule(static)
+    for (int64_t c = 0; c < C; c++) {
+        real aw = 0, ab = 0;
+        for (int64_t i = 0; i < M; i++) {
+            aw += dy[i * C + c] * (x[i * C + c] - mean[i]) * rstd[i];
+            ab += dy[i * C + c];
+        }
+        dw[c] += aw;
+        db[c] += ab;
+    }
+}
+
+double RNAME(cross_entropy)(real *dlogits, const real *logits, const int32_t *labels, int64_t M,
+                            int64_t V, real scale, int64_t *count) {
+    double total = 0;
+    int64_t n = 0;
+#pragma omp parallel for schedule(static) reduction(+ : total, n)
+    for (int64_t i = 0; i < M; i++) {
+        const real *l = logits + i * V;
+        int32_t y = labels[i];
+        if (y < 0) {
+            if (dlogits) memset(dlogits + i * V, 0, (size_t)V * sizeof(real));
+            continue;
+        }
+        real mx = l[0];
+        for (int64_t j = 1; j < V; j++) mx = l[j] > mx ? l[j] : mx;
+        double se = 0;
+        for (int64_t j = 0; j < V; j++) se += exp((double)(l[j] - mx));
+        double lse = (double)mx + log(se);
+        total += lse - (double)l[y];
+        n++;
+        if (dlogits) {
+            real *d = dlogits + i * V;
+            for (int64_t j = 0; j < V; j++) d[j] = (real)exp((double)l[j] - lse) * scale;
+            d[y] -= scale;
+        }
+    }
+    if (count) *count = n;
+    return total;
+}
+
+void RNAME(vec_add)(real *y, const real *x, int64_t n) {
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++) y[i] += x[i];
+}
+
+void RNAME(vec_zero)(real *y, int64_t n) { memset(y, 0, (size_t)n * sizeof(real)); }
+
+int RNAME(vec_all_finite)(const real *x, int64_t n) {
+    int ok = 1;
+#pragma omp parallel for schedule(static) reduction(&& : ok)
+    for (int64_t i = 0; i < n; i++) ok = ok && isfinite(x[i]);
+    return ok;
+}

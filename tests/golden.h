@@ -1,0 +1,56 @@
+/* golden.h — test support: reading the reference vectors in ../shared/golden (in the precision
+ * the test is compiled for), comparing arrays, and finite-difference gradient checks. */
+#ifndef SSMLM_GOLDEN_H
+#define SSMLM_GOLDEN_H
+
+#include "ssmlm.h"
+#include "kernels/real.h"
+#include "test.h"
+#include <cjson/cJSON.h>
+
+/* Tolerances of ../shared/golden/README.md for this precision (relative to the reference's
+ * largest magnitude). */
+#define GOLDEN_TOL_FWD (REAL_IS_F64 ? 1e-10 : 1e-4)
+#define GOLDEN_TOL_GRAD (REAL_IS_F64 ? 1e-10 : 1e-3)
+
+/* Folder of the reference vectors: $SSMLM_GOLDEN, else ../shared/golden. */
+const char *golden_dir(void);
+
+typedef struct golden {
+    char name[64];
+    ssmlm_safetensors st;
+    cJSON *index;   /* whole index.json */
+    cJSON *config;  /* this case's "config" object (owned by index) */
+    cJSON *info;    /* this case's object in index.json */
+} golden;
+
+/* Opens <case>.safetensors (fp32 build) or <case>.f64.safetensors (fp64 build). */
+int golden_open(golden *g, const char *case_name);
+void golden_close(golden *g);
+/* Tensor as a malloc'ed real array (NULL and a test failure if missing); numel may be NULL. */
+real *golden_get(golden *g, const char *name, int64_t *numel);
+/* Integer tensor (ids, labels) as malloc'ed int32. */
+int32_t *golden_get_i32(golden *g, const char *name, int64_t *numel);
+int golden_has(const golden *g, const char *name);
+/* Numeric config value (NAN if absent). */
+double golden_cfg(const golden *g, const char *key);
+/* Names of all cases of a kind (NULL-terminated, malloc'ed array of malloc'ed strings). */
+char **golden_cases_of_kind(const char *kind);
+void golden_free_list(char **list);
+
+/* max|got - want| <= tol * max(max|want|, 1e-30); records a CHECK, prints details. */
+int golden_compare(const char *what, const real *got, const real *want, int64_t n, double tol);
+/* Compare against a golden tensor by name. */
+int golden_check(golden *g, const char *name, const real *got, int64_t n, double tol);
+
+/* Finite-difference check of an analytic gradient (meaningful in the fp64 build): for up to
+ * max_checks entries i of x (spread over the array), compares grad[i] with
+ * (loss(x+h e_i) - loss(x-h e_i)) / 2h.  Relative to max(|fd|,|grad|, scale).  Records CHECKs. */
+typedef double (*fd_loss_fn)(void *ctx);
+int fd_check(const char *what, real *x, const real *grad, int64_t n, fd_loss_fn loss, void *ctx,
+             int max_checks, double tol);
+
+/* Fill with uniform values in [-a, a] from a simple seeded generator. */
+void fill_uniform(real *x, int64_t n, double a, uint64_t *seed);
+
+#endif
