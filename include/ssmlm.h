@@ -138,6 +138,8 @@ typedef struct ssmlm_param_counts {
 } ssmlm_param_counts;
 
 ssmlm_status ssmlm_config_count_params(const ssmlm_config *c, ssmlm_param_counts *out);
+/* Bytes of activations an fp32 training step (forward + backward) keeps for B x T tokens. */
+size_t ssmlm_config_activation_bytes(const ssmlm_config *c, int64_t B, int64_t T);
 
 /* ---- models -------------------------------------------------------------------------- */
 typedef enum { SSMLM_F32 = 0, SSMLM_F64 = 1 } ssmlm_dtype;
@@ -222,6 +224,10 @@ ssmlm_status ssmlm_st_write(const char *path, const ssmlm_st_out *t, int n, cons
 ssmlm_status ssmlm_model_load(ssmlm_model **out, const char *dir, ssmlm_dtype dtype);
 /* Writes config.json + model.safetensors into dir (created if needed), temp + rename. */
 ssmlm_status ssmlm_model_save(const ssmlm_model *m, const char *dir);
+
+/* ---- files ---------------------------------------------------------------------------- */
+/* Reads a whole file as NUL-terminated text (caller frees). */
+ssmlm_status ssmlm_file_read_text(const char *path, char **text);
 
 /* ---- threads -------------------------------------------------------------------------- */
 void ssmlm_set_threads(int n);

@@ -2,6 +2,7 @@
 # Runs each test binary given after the build folder, prints one line per binary and the
 # totals; exits non-zero if any binary fails.  Run from the repository root.
 build=$1; shift
+export SSMLM_BUILD="$build"
 passed=0; failed=0; bad=""
 for t in "$@"; do
     out=$("$t" 2>&1); rc=$?

@@ -30,11 +30,13 @@ void ssmlm_free(void *p) { free(p); }
 ssmlm_status ssmlm_file_read(const char *path, char **data, size_t *size) {
     *data = NULL;
     if (size) *size = 0;
+    struct stat st;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) /* before fopen: a FIFO would block */
+        return ssmlm_fail(SSMLM_ERR_IO, "give a regular file", "%s is not a regular file", path);
     FILE *f = fopen(path, "rb");
     if (!f)
         return ssmlm_fail(SSMLM_ERR_IO, "check the path and its permissions", "cannot open %s: %s",
                           path, strerror(errno));
-    struct stat st;
     if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
         fclose(f);
         return ssmlm_fail(SSMLM_ERR_IO, "give a regular file", "%s is not a regular file", path);
@@ -60,7 +62,8 @@ ssmlm_status ssmlm_file_read(const char *path, char **data, size_t *size) {
 ssmlm_status ssmlm_file_map(const char *path, void **map, size_t *size) {
     *map = NULL;
     *size = 0;
-    int fd = open(path, O_RDONLY);
+    /* O_NONBLOCK: a FIFO must not block the open; it is rejected below as not regular */
+    int fd = open(path, O_RDONLY | O_NONBLOCK);
     if (fd < 0)
         return ssmlm_fail(SSMLM_ERR_IO, "check the path and its permissions", "cannot open %s: %s",
                           path, strerror(errno));
@@ -213,3 +216,5 @@ void ssmlm_set_threads(int n) {
 }
 
 int ssmlm_get_threads(void) { return g_threads > 0 ? g_threads : omp_get_max_threads(); }
+
+ssmlm_status ssmlm_file_read_text(const char *path, char **text) { return ssmlm_file_read(path, text, NULL); }

@@ -28,6 +28,10 @@ static int cmp_offset(const void *a, const void *b) {
     return px < py ? -1 : px > py;
 }
 
+static int cmp_name(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
 void ssmlm_st_close(ssmlm_safetensors *st) {
     if (!st) return;
     for (int i = 0; i < st->n; i++) free(st->tensors[i].name);
@@ -57,9 +61,14 @@ ssmlm_status ssmlm_st_open(ssmlm_safetensors *st, const char *path) {
     if (!htext) { s = ssmlm_fail(SSMLM_ERR_MEMORY, NULL, "out of memory"); goto fail; }
     memcpy(htext, p + 8, hlen);
     htext[hlen] = 0;
-    root = cJSON_Parse(htext);
+    const char *end = NULL;
+    root = cJSON_ParseWithLengthOpts(htext, (size_t)hlen, &end, 0);
+    int trailing = 0;
+    for (const char *q = end; root && q && q < htext + hlen; q++)
+        if (*q != ' ' && *q != '\t' && *q != '\n' && *q != '\r') trailing = 1;
     free(htext);
     if (!root || !cJSON_IsObject(root)) ST_FAIL("%s: header is not a JSON object", path);
+    if (trailing) ST_FAIL("%s: header has bytes after the JSON object", path);
     size_t data_start = 8 + (size_t)hlen, data_size = st->size - data_start;
     int count = cJSON_GetArraySize(root);
     st->tensors = calloc((size_t)(count > 0 ? count : 1), sizeof *st->tensors);
@@ -71,6 +80,9 @@ ssmlm_status ssmlm_st_open(ssmlm_safetensors *st, const char *path) {
         if (!name) { free(ends); ST_FAIL("%s: header entry without a name", path); }
         if (strcmp(name, "__metadata__") == 0) {
             if (!cJSON_IsObject(it)) { free(ends); ST_FAIL("%s: __metadata__ is not an object", path); }
+            if (st->metadata_json) { free(ends); ST_FAIL("%s: __metadata__ appears twice", path); }
+            for (cJSON *mv = it->child; mv; mv = mv->next)
+                if (!cJSON_IsString(mv)) { free(ends); ST_FAIL("%s: __metadata__ value '%s' is not a string", path, mv->string ? mv->string : "?"); }
             st->metadata_json = cJSON_PrintUnformatted(it);
             continue;
         }
@@ -127,9 +139,23 @@ ssmlm_status ssmlm_st_open(ssmlm_safetensors *st, const char *path) {
         pos = o0 + st->tensors[i].nbytes;
     }
     if (pos != data_size) ST_FAIL("%s: %zu trailing bytes after the last tensor", path, data_size - pos);
-    for (int i = 0; i < st->n; i++)
-        for (int j = i + 1; j < st->n; j++)
-            if (strcmp(st->tensors[i].name, st->tensors[j].name) == 0) ST_FAIL("%s: tensor '%s' appears twice", path, st->tensors[i].name);
+    /* duplicate names: sort name pointers, compare neighbours (n log n on hostile headers) */
+    if (st->n > 1) {
+        const char **names = malloc((size_t)st->n * sizeof *names);
+        if (!names) { s = ssmlm_fail(SSMLM_ERR_MEMORY, NULL, "out of memory"); goto fail; }
+        for (int i = 0; i < st->n; i++) names[i] = st->tensors[i].name;
+        qsort(names, (size_t)st->n, sizeof *names, cmp_name);
+        const char *dup = NULL;
+        for (int i = 1; i < st->n && !dup; i++)
+            if (strcmp(names[i - 1], names[i]) == 0) dup = names[i];
+        if (dup) {
+            char buf[256];
+            snprintf(buf, sizeof buf, "%s", dup);
+            free(names);
+            ST_FAIL("%s: tensor '%s' appears twice", path, buf);
+        }
+        free(names);
+    }
     cJSON_Delete(root);
     return SSMLM_OK;
 fail:

@@ -1,0 +1,271 @@
+/* attention.c — causal attention kernels (see attention.h): rotary embedding, blocked GQA
+ * attention forward/backward through GEMM strips, and decode attention over a KV cache. */
+#include "kernels/attention.h"
+#include "kernels/ops.h"
+#include <cblas.h>
+#include <omp.h>
+#include <string.h>
+
+/* `omp simd` marks the softmax loops whose reductions may be reordered; clang reports such a
+ * loop as a warning when it does not vectorize it (at -O1, or around a libm call). */
+#ifdef __clang__
+#pragma clang diagnostic ignored "-Wpass-failed"
+#endif
+
+#if REAL_IS_F64
+static inline real attn_exp(real x) { return exp(x); }
+#else
+/* exp for the softmax loops, written so that the compiler vectorizes it (no libm call):
+ * x = n ln2 + r with |r| <= ln2/2, exp(r) by the Cephes degree-7 polynomial, 2^n from the
+ * exponent bits.  Relative error below 1.5 ulp; x is clamped to [-87, 88]. */
+static inline float attn_exp(float x) {
+    x = x < -87.0f ? -87.0f : x;
+    x = x > 88.0f ? 88.0f : x;
+    const float shifter = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
+    float t = x * 1.44269504088896341f + shifter;
+    float n = t - shifter;
+    float r = x - n * 0.693359375f;
+    r = r + n * 2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    int32_t ni = (int32_t)n;
+    union { int32_t i; float f; } u;
+    u.i = (ni + 127) << 23;
+    return p * u.f;
+}
+#endif
+
+void RNAME(rope_table)(real *cs, real *sn, int64_t pos0, int64_t T, int64_t r, double base) {
+    int64_t h = r / 2;
+    for (int64_t j = 0; j < h; j++) {
+        /* inv_freq_j = 1 / base^(2j / r) */
+        real inv = (real)1 / (real)pow((real)base, (real)(2 * j) / (real)r);
+        for (int64_t t = 0; t < T; t++) {
+            real th = (real)(pos0 + t) * inv;
+            cs[t * h + j] = RCOS(th);
+            sn[t * h + j] = RSIN(th);
+        }
+    }
+}
+
+void RNAME(rope_apply)(real *x, int64_t ld, int64_t B, int64_t T, int64_t nh, int64_t hd,
+                       int64_t r, const real *cs, const real *sn, int inverse) {
+    int64_t h = r / 2;
+    if (h == 0) return;
+    real sg = inverse ? -1 : 1;
+#pragma omp parallel for schedule(static) if (B * T * nh * h > 16384)
+    for (int64_t row = 0; row < B * T; row++) {
+        const real *c = cs + (row % T) * h, *s = sn + (row % T) * h;
+        for (int64_t hh = 0; hh < nh; hh++) {
+            real *x1 = x + row * ld + hh * hd, *x2 = x1 + h;
+            for (int64_t j = 0; j < h; j++) {
+                real a = x1[j], b = x2[j], sj = sg * s[j];
+                x1[j] = a * c[j] - b * sj;
+                x2[j] = a * sj + b * c[j];
+            }
+        }
+    }
+}
+
+/* One strip of the forward: query rows r0 .. r0+nr-1 of (b, h) against keys 0 .. r0+nr-1.
+ * S: [nr, n] work, il: [nr] work. */
+static void strip_forward(const attn_shape *s, const real *q, const real *k, const real *v,
+                          int64_t ld, real *o, int64_t ldo, real *lse, int64_t b, int64_t h,
+                          int64_t r0, int64_t nr, real *S, real *il) {
+    int64_t T = s->T, hd = s->hd, g = h / (s->Hq / s->Hk), n = r0 + nr;
+    const real *Q = q + (b * T + r0) * ld + h * hd;
+    const real *K = k + b * T * ld + g * hd;
+    const real *V = v + b * T * ld + g * hd;
+    real *O = o + (b * T + r0) * ldo + h * hd;
+    /* S = scale Q K^T  [nr, n] */
+    RNAME(gemm)(0, 1, nr, n, hd, (real)s->scale, Q, ld, K, ld, 0, S, n);
+    for (int64_t i = 0; i < nr; i++) {
+        real *row = S + i * n;
+        int64_t nv = r0 + i + 1; /* visible keys */
+        real m = row[0];
+#pragma omp simd reduction(max : m)
+        for (int64_t j = 1; j < nv; j++) m = row[j] > m ? row[j] : m;
+        /* p_j = exp(s_j - m), l = sum_j p_j */
+        real l = 0;
+#pragma omp simd reduction(+ : l)
+        for (int64_t j = 0; j < nv; j++) {
+            real p = attn_exp(row[j] - m);
+            row[j] = p;
+            l += p;
+        }
+        for (int64_t j = nv; j < n; j++) row[j] = 0;
+        il[i] = (real)1 / l;
+        lse[(b * s->Hq + h) * T + r0 + i] = m + RLOG(l);
+    }
+    /* O = diag(1/l) P V  [nr, hd] */
+    RNAME(gemm)(0, 0, nr, hd, n, 1, S, n, V, ld, 0, O, ldo);
+    for (int64_t i = 0; i < nr; i++)
+        for (int64_t d = 0; d < hd; d++) O[i * ldo + d] *= il[i];
+}
+
+static int worker_count(int nwork, int64_t ntask) {
+    int nt = omp_get_max_threads();
+    if (nt > nwork) nt = nwork;
+    if (nt > ntask) nt = (int)ntask;
+    return nt < 1 ? 1 : nt;
+}
+
+/* While several workers run strips, each GEMM runs single-threaded: BLAS threads nested in
+ * the workers oversubscribe the cores, which is much slower (badly so on a busy machine).
+ * Returns the BLAS thread count to restore. */
+static int blas_serial_begin(int workers) {
+    int n = openblas_get_num_threads();
+    if (workers > 1 && n > 1) openblas_set_num_threads(1);
+    return n;
+}
+static void blas_serial_end(int workers, int n) {
+    if (workers > 1 && n > 1) openblas_set_num_threads(n);
+}
+
+void RNAME(attn_forward)(const attn_shape *s, const real *q, const real *k, const real *v,
+                         int64_t ld, real *o, int64_t ldo, real *lse, real *work, int nwork) {
+    int64_t T = s->T, bq = s->bq < T ? s->bq : T;
+    if (s->B <= 0 || T <= 0) return;
+    int64_t nblk = (T + bq - 1) / bq, ntask = s->B * s->Hq * nblk;
+    int64_t wsz = attn_work_size(s, 0);
+    int nt = worker_count(nwork, ntask), nblas = blas_serial_begin(nt);
+#pragma omp parallel num_threads(nt)
+    {
+        real *S = work + (int64_t)omp_get_thread_num() * wsz, *il = S + bq * T;
+        /* the longest strips (last query blocks) first, for balance */
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t task = 0; task < ntask; task++) {
+            int64_t blk = nblk - 1 - task % nblk, bh = task / nblk;
+            int64_t r0 = blk * bq, nr = T - r0 < bq ? T - r0 : bq;
+            strip_forward(s, q, k, v, ld, o, ldo, lse, bh / s->Hq, bh % s->Hq, r0, nr, S, il);
+        }
+    }
+    blas_serial_end(nt, nblas);
+}
+
+/* One strip of the backward: query rows r0 .. r0+nr-1 of (b, h).  Writes dq of these rows and
+ * adds into dk, dv of keys 0 .. r0+nr-1.  P, dP: [nr, n] work, D: [nr] work. */
+static void strip_backward(const attn_shape *s, const real *q, const real *k, const real *v,
+                           int64_t ld, const real *o, int64_t ldo, const real *dout,
+                           int64_t lddo, const real *lse, real *dq, real *dk, real *dv,
+                           int64_t ldd, int64_t b, int64_t h, int64_t r0, int64_t nr, real *P,
+                           real *dP, real *D) {
+    int64_t T = s->T, hd = s->hd, g = h / (s->Hq / s->Hk), n = r0 + nr;
+    real scale = (real)s->scale;
+    const real *Q = q + (b * T + r0) * ld + h * hd;
+    const real *K = k + b * T * ld + g * hd;
+    const real *V = v + b * T * ld + g * hd;
+    const real *O = o + (b * T + r0) * ldo + h * hd;
+    const real *dO = dout + (b * T + r0) * lddo + h * hd;
+    const real *L = lse + (b * s->Hq + h) * T + r0;
+    /* D_i = do_i . o_i */
+    for (int64_t i = 0; i < nr; i++) {
+        real acc = 0;
+        for (int64_t d = 0; d < hd; d++) acc += dO[i * lddo + d] * O[i * ldo + d];
+        D[i] = acc;
+    }
+    /* P = exp(scale Q K^T - lse), causal */
+    RNAME(gemm)(0, 1, nr, n, hd, scale, Q, ld, K, ld, 0, P, n);
+    for (int64_t i = 0; i < nr; i++) {
+        real *row = P + i * n, li = L[i];
+        int64_t nv = r0 + i + 1;
+#pragma omp simd
+        for (int64_t j = 0; j < nv; j++) row[j] = attn_exp(row[j] - li);
+        for (int64_t j = nv; j < n; j++) row[j] = 0;
+    }
+    /* dP = dO V^T, then dS = P (dP - D) in place */
+    RNAME(gemm)(0, 1, nr, n, hd, 1, dO, lddo, V, ld, 0, dP, n);
+    for (int64_t i = 0; i < nr; i++) {
+        real *pr = P + i * n, *dr = dP + i * n, di = D[i];
+#pragma omp simd
+        for (int64_t j = 0; j < n; j++) dr[j] = pr[j] * (dr[j] - di);
+    }
+    /* dq = scale dS K;  dk += scale dS^T Q;  dv += P^T dO */
+    real *dQ = dq + (b * T + r0) * ldd + h * hd;
+    real *dK = dk + b * T * ldd + g * hd, *dV = dv + b * T * ldd + g * hd;
+    RNAME(gemm)(0, 0, nr, hd, n, scale, dP, n, K, ld, 0, dQ, ldd);
+    RNAME(gemm)(1, 0, n, hd, nr, scale, dP, n, Q, ld, 1, dK, ldd);
+    RNAME(gemm)(1, 0, n, hd, nr, 1, P, n, dO, lddo, 1, dV, ldd);
+}
+
+void RNAME(attn_backward)(const attn_shape *s, const real *q, const real *k, const real *v,
+                          int64_t ld, const real *o, int64_t ldo, const real *dout, int64_t lddo,
+                          const real *lse, real *dq, real *dk, real *dv, int64_t ldd, real *work,
+                          int nwork) {
+    int64_t T = s->T, bq = s->bq < T ? s->bq : T, hd = s->hd, G = s->Hq / s->Hk;
+    if (s->B <= 0 || T <= 0) return;
+    int64_t nblk = (T + bq - 1) / bq, ntask = s->B * s->Hk;
+    int64_t wsz = attn_work_size(s, 1);
+    int nt = worker_count(nwork, ntask), nblas = blas_serial_begin(nt);
+    /* one task per (sequence, kv head): it owns dk, dv of that head, so no races */
+#pragma omp parallel num_threads(nt)
+    {
+        real *P = work + (int64_t)omp_get_thread_num() * wsz, *dP = P + bq * T, *D = dP + bq * T;
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t task = 0; task < ntask; task++) {
+            int64_t b = task / s->Hk, g = task % s->Hk;
+            for (int64_t t = 0; t < T; t++) {
+                memset(dk + (b * T + t) * ldd + g * hd, 0, (size_t)hd * sizeof(real));
+                memset(dv + (b * T + t) * ldd + g * hd, 0, (size_t)hd * sizeof(real));
+            }
+            for (int64_t h = g * G; h < (g + 1) * G; h++)
+                for (int64_t blk = 0; blk < nblk; blk++) {
+                    int64_t r0 = blk * bq, nr = T - r0 < bq ? T - r0 : bq;
+                    strip_backward(s, q, k, v, ld, o, ldo, dout, lddo, lse, dq, dk, dv, ldd, b, h,
+                                   r0, nr, P, dP, D);
+                }
+        }
+    }
+    blas_serial_end(nt, nblas);
+}
+
+/* Keys per chunk of the decode's online softmax. */
+#define DECODE_CHUNK 64
+
+void RNAME(attn_decode)(const real *q, int64_t ldq, const real *kc, const real *vc, int64_t ldb,
+                        int64_t ldt, const int64_t *last, int64_t B, int64_t Hq, int64_t Hk,
+                        int64_t hd, double scale, real *o, int64_t ldo) {
+    int64_t G = Hq / Hk;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t h = 0; h < Hq; h++) {
+            const real *qh = q + b * ldq + h * hd;
+            const real *K = kc + b * ldb + (h / G) * hd, *V = vc + b * ldb + (h / G) * hd;
+            real *acc = o + b * ldo + h * hd;
+            real sc[DECODE_CHUNK];
+            real m = 0, l = 0;
+            for (int64_t d = 0; d < hd; d++) acc[d] = 0;
+            int64_t n = last[b] + 1;
+            for (int64_t j0 = 0; j0 < n; j0 += DECODE_CHUNK) {
+                int64_t nc = n - j0 < DECODE_CHUNK ? n - j0 : DECODE_CHUNK;
+                real mc = 0;
+                for (int64_t j = 0; j < nc; j++) {
+                    const real *kj = K + (j0 + j) * ldt;
+                    real dot = 0;
+                    for (int64_t d = 0; d < hd; d++) dot += qh[d] * kj[d];
+                    sc[j] = (real)scale * dot;
+                    mc = (j == 0 || sc[j] > mc) ? sc[j] : mc;
+                }
+                /* running max m; rescale what was accumulated by exp(m_old - m_new) */
+                if (j0 == 0 || mc > m) {
+                    real f = j0 == 0 ? 0 : attn_exp(m - mc);
+                    l *= f;
+                    for (int64_t d = 0; d < hd; d++) acc[d] *= f;
+                    m = mc;
+                }
+                for (int64_t j = 0; j < nc; j++) {
+                    real p = attn_exp(sc[j] - m);
+                    const real *vj = V + (j0 + j) * ldt;
+                    l += p;
+                    for (int64_t d = 0; d < hd; d++) acc[d] += p * vj[d];
+                }
+            }
+            real il = (real)1 / l;
+            for (int64_t d = 0; d < hd; d++) acc[d] *= il;
+        }
+}

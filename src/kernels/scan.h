@@ -1,0 +1,156 @@
+/* scan.h — the Mamba-1 selective scan (math.md §1 step 6, backward §4.2), channels last.
+ *
+ * Per batch b and channel e, with state h[e, 0..N) (h = h0 or 0 before the first token):
+ *   δ_t    = softplus(delta_t[e] + delta_bias[e])        (softplus only if delta_softplus)
+ *   h_t    = exp(δ_t A[e,:]) ⊙ h_{t-1} + δ_t u_t[e] B_t[:]
+ *   y_t[e] = <h_t, C_t> + D[e] u_t[e]
+ *   out_t  = y_t · silu(z_t[e])                          (only if z != NULL)
+ *
+ * Memory: forward saves the state entering every chunk of SCAN_M1_CHUNK tokens (`ckpt`,
+ * [B, nchunks, E, N]); backward walks the chunks in reverse, recomputes the states inside one
+ * chunk from its saved boundary and runs the reverse (adjoint) scan, so no per-token state is
+ * ever stored.
+ *
+ * Row strides: every [B, T, X] operand is rows of X values with its own row stride (ld_*),
+ * sequence b starting at row b*T.  States [B, E, N] have a batch stride (>= E*N). */
+#ifndef SSMLM_SCAN_H
+#define SSMLM_SCAN_H
+
+#include "kernels/real.h"
+
+/* Tokens between saved states. */
+#define SCAN_M1_CHUNK 32
+/* Channels handled together (the vector lanes of the kernel). */
+#define SCAN_M1_EBLOCK 16
+
+/* Operands of one scan call (precision-specific struct: scan_m1_io_f32 / _f64). */
+typedef struct RNAME(scan_m1_io) {
+    int64_t B, T, E, N;
+    const real *u;          int64_t ld_u;     /* [B, T, E] input */
+    const real *delta;      int64_t ld_delta; /* [B, T, E] before bias and softplus */
+    const real *delta_bias;                   /* [E] or NULL */
+    int delta_softplus;                       /* apply softplus to delta + bias */
+    const real *A;                            /* [E, N] */
+    const real *Bm;         int64_t ld_B;     /* [B, T, N] input matrix */
+    const real *Cm;         int64_t ld_C;     /* [B, T, N] output matrix */
+    const real *D;                            /* [E] skip weight or NULL */
+    const real *z;          int64_t ld_z;     /* [B, T, E] gate or NULL */
+} RNAME(scan_m1_io);
+
+/* Gradients written by the backward scan.  Inputs' gradients are OVERWRITTEN, parameter-like
+ * ones (dA, dD, ddelta_bias) ACCUMULATED; any pointer may be NULL to skip it. */
+typedef struct RNAME(scan_m1_grads) {
+    real *du;          int64_t ld_du;      /* [B, T, E] */
+    real *ddelta;      int64_t ld_ddelta;  /* [B, T, E] w.r.t. delta before bias / softplus */
+    real *dB;          int64_t ld_dB;      /* [B, T, N] */
+    real *dC;          int64_t ld_dC;      /* [B, T, N] */
+    real *dz;          int64_t ld_dz;      /* [B, T, E] (only if io->z) */
+    real *dA;                              /* [E, N] += */
+    real *dD;                              /* [E] += */
+    real *ddelta_bias;                     /* [E] += */
+    real *dh0;         int64_t ld_dh0;     /* [B, E, N] gradient of the initial state */
+} RNAME(scan_m1_grads);
+
+static inline int64_t scan_m1_nchunks(int64_t T) { return (T + SCAN_M1_CHUNK - 1) / SCAN_M1_CHUNK; }
+/* Reals of saved chunk-boundary states: [B, nchunks, E, N]. */
+static inline int64_t scan_m1_ckpt_size(int64_t B, int64_t T, int64_t E, int64_t N) {
+    return B * scan_m1_nchunks(T) * E * N;
+}
+/* Channel blocks given to one task of a sequence: up to 4 neighbouring blocks, so that a task
+ * walks its rows (each on another page) once for all of them, while leaving at least 32 tasks
+ * to share among threads when the shapes allow.  Depends on the shapes only, so results do not
+ * depend on the thread count. */
+static inline int64_t scan_m1_blocks_per_task(int64_t B, int64_t E) {
+    int64_t nblk = (E + SCAN_M1_EBLOCK - 1) / SCAN_M1_EBLOCK, G = 4;
+    while (G > 1 && B * ((nblk + G - 1) / G) < 32) G--;
+    return G;
+}
+/* Tasks per sequence. */
+static inline int64_t scan_m1_ntask(int64_t B, int64_t E) {
+    int64_t nblk = (E + SCAN_M1_EBLOCK - 1) / SCAN_M1_EBLOCK, G = scan_m1_blocks_per_task(B, E);
+    return (nblk + G - 1) / G;
+}
+/* Reals of scratch needed by the backward scan: partial dB, dC of each task [B, T, ntask, 2N]
+ * and partial dA, dD, ddelta_bias of each sequence [B, E, N+2]. */
+static inline int64_t scan_m1_backward_scratch_size(int64_t B, int64_t T, int64_t E, int64_t N) {
+    return B * T * scan_m1_ntask(B, E) * 2 * N + B * E * (N + 2);
+}
+
+/* out: [B, T, E] (row stride ld_out).  h0: initial states [B, E, N] (batch stride ld_h0) or
+ * NULL for zeros; h1: final states (batch stride ld_h1) or NULL; h1 may alias h0.
+ * ckpt: [B, nchunks, E, N] saved states for backward, or NULL. */
+void RNAME(scan_m1_forward)(const RNAME(scan_m1_io) *s, real *out, int64_t ld_out,
+                            const real *h0, int64_t ld_h0, real *h1, int64_t ld_h1, real *ckpt);
+
+/* dout: [B, T, E] gradient of out (row stride ld_dout); dh1: gradient of the final states
+ * [B, E, N] (batch stride ld_dh1) or NULL; ckpt from the forward over the same operands.
+ * scratch: scan_m1_backward_scratch_size reals. */
+void RNAME(scan_m1_backward)(const RNAME(scan_m1_io) *s, const real *ckpt, const real *dout,
+                             int64_t ld_dout, const real *dh1, int64_t ld_dh1,
+                             const RNAME(scan_m1_grads) *g, real *scratch);
+
+/* One token per sequence (s->T is ignored and taken as 1; rows are sequences): updates the
+ * states h [B, E, N] (batch stride ld_h) in place and writes out [B, E] (row stride ld_out). */
+void RNAME(scan_m1_step)(const RNAME(scan_m1_io) *s, real *out, int64_t ld_out, real *h,
+                         int64_t ld_h);
+
+/* exp that the compiler can vectorize (fp32: range reduction + degree-6 polynomial, within
+ * 2 ulp; fp64: the C library's exp). */
+static inline real RNAME(scan_vexp)(real x) {
+#if REAL_IS_F64
+    return exp(x);
+#else
+    /* exp(x) = 2^k exp(r), k = round(x / ln 2) (adding and removing 1.5 * 2^23 rounds to
+     * an integer; floorf would not vectorize), r = x - k ln 2 (two-part ln 2) */
+    x = x < -87.0f ? -87.0f : x;
+    x = x > 88.0f ? 88.0f : x;
+    float k = (x * 1.44269504089f + 12582912.0f) - 12582912.0f;
+    float r = x - k * 0.693359375f;
+    r = r - k * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    union { int32_t i; float f; } sc;
+    sc.i = ((int32_t)k + 127) << 23;
+    return p * sc.f;
+#endif
+}
+
+/* log(1 + w) for w in [0, 1], vectorizable (fp32: atanh series, fp64: log1p). */
+static inline real RNAME(scan_vlog1p01)(real w) {
+#if REAL_IS_F64
+    return log1p(w);
+#else
+    /* log(1+w) = 2 atanh(s), s = w / (2 + w) in [0, 1/3] */
+    float s = w / (2.0f + w), s2 = s * s;
+    float p = 1.0f / 15;
+    p = p * s2 + 1.0f / 13;
+    p = p * s2 + 1.0f / 11;
+    p = p * s2 + 1.0f / 9;
+    p = p * s2 + 1.0f / 7;
+    p = p * s2 + 1.0f / 5;
+    p = p * s2 + 1.0f / 3;
+    p = p * s2 + 1.0f;
+    return 2.0f * s * p;
+#endif
+}
+
+/* softplus(v) (PyTorch, threshold 20) and its derivative sigmoid(v), vectorizable:
+ * softplus = max(v, 0) + log1p(e^{-|v|}),  sigmoid = (v >= 0 ? 1 : e^{-|v|}) / (1 + e^{-|v|}). */
+static inline real RNAME(scan_vsoftplus)(real v, real *sig) {
+    real w = RNAME(scan_vexp)(-(v < 0 ? -v : v));
+    real inv = (real)1 / ((real)1 + w);
+    *sig = v > (real)20 ? (real)1 : (v >= 0 ? inv : w * inv);
+    return v > (real)20 ? v : (v > 0 ? v : 0) + RNAME(scan_vlog1p01)(w);
+}
+
+/* sigmoid(v), vectorizable. */
+static inline real RNAME(scan_vsigmoid)(real v) {
+    return (real)1 / ((real)1 + RNAME(scan_vexp)(-v));
+}
+
+#endif

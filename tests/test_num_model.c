@@ -1,0 +1,228 @@
+/* test_num_model.c — whole models: the golden tiny LMs (mamba_ssm checkpoints) reproduce
+ * logits, loss and every parameter gradient; finite-difference checks of whole tiny models of
+ * each family on odd shapes (fp64); save/load round trip; checkpoint errors. */
+#include "golden.h"
+#include "model/model.h"
+#include <stdlib.h>
+#include <string.h>
+
+static void golden_lm(const char *name) {
+    golden g;
+    if (!golden_open(&g, name)) return;
+    char dir[1024];
+    cJSON *ck = cJSON_GetObjectItemCaseSensitive(g.info, "checkpoint_dir");
+    snprintf(dir, sizeof dir, "%s/%s", golden_dir(), cJSON_IsString(ck) ? ck->valuestring : name);
+    ssmlm_model *m = NULL;
+    ssmlm_status s = ssmlm_model_load(&m, dir, REAL_IS_F64 ? SSMLM_F64 : SSMLM_F32);
+    CHECK(s == SSMLM_OK, "load %s: %s", dir, ssmlm_last_error());
+    if (s != SSMLM_OK) {
+        golden_close(&g);
+        return;
+    }
+    int64_t n_ids = 0;
+    int32_t *ids = golden_get_i32(&g, "input.input_ids", &n_ids);
+    int32_t *labels = golden_get_i32(&g, "input.labels", NULL);
+    /* The reference's rotary table holds PyTorch's float32 cos/sin (one float32 unit off libm
+     * in some entries), so in fp64 a model with rotary attention agrees to ~3e-8, not 1e-10. */
+    const ssmlm_config *mc = ssmlm_model_config(m);
+    int rope = strchr(mc->pattern, '*') && mc->attn_rotary_dim > 0;
+    double tol_fwd = REAL_IS_F64 && rope ? 3e-7 : GOLDEN_TOL_FWD;
+    double tol_grad = REAL_IS_F64 && rope ? 3e-7 : GOLDEN_TOL_GRAD;
+    const ssmlm_st_tensor *lt = ssmlm_st_find(&g.st, "output.logits");
+    int64_t B = lt->shape[0], T = lt->shape[1], V = lt->shape[2];
+    CHECK(V == ssmlm_config_vocab_padded(ssmlm_model_config(m)), "%s: padded vocab %lld", name, (long long)V);
+    real *logits = malloc((size_t)(B * T * V) * sizeof(real));
+    double loss = 0;
+    CHECK_OK(ssmlm_model_forward(m, ids, labels, B, T, logits, &loss));
+    golden_check(&g, "output.logits", logits, B * T * V, tol_fwd);
+    real lossr = (real)loss;
+    golden_check(&g, "output.loss", &lossr, 1, tol_fwd);
+    CHECK_OK(ssmlm_model_backward(m, 0));
+    int checked = 0;
+    for (int i = 0; i < ssmlm_model_n_params(m); i++) {
+        char alt[3][160], gname[200];
+        int n = model_param_alt_names(m, i, alt);
+        const ssmlm_param_info *p = ssmlm_model_param(m, i);
+        snprintf(gname, sizeof gname, "grad.%s", n ? alt[0] : p->name);
+        if (!golden_has(&g, gname) && n > 1) snprintf(gname, sizeof gname, "grad.%s", alt[1]);
+        CHECK(golden_has(&g, gname), "%s: no reference gradient for %s (%s)", name, p->name, gname);
+        if (!golden_has(&g, gname)) continue;
+        golden_check(&g, gname, ssmlm_model_grad_data(m, i), p->numel, tol_grad);
+        checked++;
+    }
+    CHECK(checked == ssmlm_model_n_params(m), "%s: %d of %d gradients compared", name, checked, ssmlm_model_n_params(m));
+    free(ids);
+    free(labels);
+    free(logits);
+    ssmlm_model_free(m);
+    golden_close(&g);
+}
+
+#if REAL_IS_F64
+typedef struct fd_ctx {
+    ssmlm_model *m;
+    int32_t *ids, *labels;
+    int64_t B, T;
+} fd_ctx;
+
+static double fd_loss(void *p) {
+    fd_ctx *c = p;
+    double loss = 0;
+    ssmlm_model_forward(c->m, c->ids, c->labels, c->B, c->T, NULL, &loss);
+    return loss;
+}
+
+/* Every parameter tensor of a small model against central differences. */
+static void fd_model(ssmlm_config *c, const char *what) {
+    ssmlm_model *m = NULL;
+    /* large steps make the SSM parameters matter: their gradients stay far above the
+     * rounding floor of the differences */
+    c->dt_min = 0.3;
+    c->dt_max = 0.9;
+    ssmlm_status s = ssmlm_model_create(&m, c, SSMLM_F64);
+    CHECK(s == SSMLM_OK, "%s: create: %s", what, ssmlm_last_error());
+    if (s != SSMLM_OK) return;
+    ssmlm_model_init(m, 7);
+    /* perturb norms, D and biases away from their initial constants so every gradient is generic */
+    uint64_t seed = 99;
+    for (int i = 0; i < ssmlm_model_n_params(m); i++) {
+        const ssmlm_param_info *p = ssmlm_model_param(m, i);
+        real *w = ssmlm_model_param_data(m, i);
+        real tmp[4096];
+        int64_t n = p->numel < 4096 ? p->numel : 4096;
+        fill_uniform(tmp, n, 0.1, &seed);
+        for (int64_t j = 0; j < n; j++) w[j] += tmp[j];
+        if (strstr(p->name, "out_proj") || strstr(p->name, "fc2"))
+            for (int64_t j = 0; j < p->numel; j++) w[j] *= 20; /* make layer outputs matter */
+    }
+    fd_ctx ctx = {m, NULL, NULL, 2, 11};
+    ctx.ids = malloc(22 * sizeof(int32_t));
+    ctx.labels = malloc(22 * sizeof(int32_t));
+    for (int i = 0; i < 22; i++) {
+        ctx.ids[i] = (int32_t)((i * 7 + 3) % c->vocab_size);
+        ctx.labels[i] = i % 5 == 4 ? -1 : (int32_t)((i * 5 + 1) % c->vocab_size);
+    }
+    double loss;
+    CHECK_OK(ssmlm_model_forward(m, ctx.ids, ctx.labels, 2, 11, NULL, &loss));
+    CHECK_OK(ssmlm_model_backward(m, 0));
+    for (int i = 0; i < ssmlm_model_n_params(m); i++) {
+        const ssmlm_param_info *p = ssmlm_model_param(m, i);
+        char w[256];
+        snprintf(w, sizeof w, "%s %s", what, p->name);
+        /* copy the gradient: fd_check's forwards do not touch it, but be explicit */
+        real *gcopy = malloc((size_t)p->numel * sizeof(real));
+        memcpy(gcopy, ssmlm_model_grad_data(m, i), (size_t)p->numel * sizeof(real));
+        fd_check(w, ssmlm_model_param_data(m, i), gcopy, p->numel, fd_loss, &ctx, 6, 1e-5);
+        free(gcopy);
+    }
+    free(ctx.ids);
+    free(ctx.labels);
+    ssmlm_model_free(m);
+}
+
+static void fd_families(void) {
+    ssmlm_config c;
+    /* Mamba-2 hybrid with GQA, several groups, T not a multiple of the chunk, LayerNorm */
+    ssmlm_config_defaults(&c);
+    c.d_model = 12;
+    c.vocab_size = 19;
+    c.vocab_pad_multiple = 8;
+    strcpy(c.pattern, "M*+M");
+    c.n_layer = 4;
+    c.m2_d_state = 5;
+    c.m2_headdim = 3;
+    c.m2_ngroups = 2;
+    c.m2_chunk_size = 4;
+    c.attn_heads = 4;
+    c.attn_kv_heads = 2;
+    c.attn_head_dim = 6;
+    c.attn_rotary_dim = 4;
+    c.mlp_hidden = 10;
+    c.mlp_act = SSMLM_ACT_SWIGLU;
+    c.tie_embeddings = 1;
+    fd_model(&c, "hybrid(tied, rmsnorm)");
+    c.norm_kind = SSMLM_NORM_LAYER;
+    c.norm_zero_centered = 1;
+    c.tie_embeddings = 0;
+    c.mlp_act = SSMLM_ACT_GELU;
+    fd_model(&c, "hybrid(untied, layernorm1p)");
+    /* Transformer: MHA, rope, squared ReLU */
+    strcpy(c.pattern, "*+*+");
+    c.attn_kv_heads = 4;
+    c.mlp_act = SSMLM_ACT_RELU2;
+    fd_model(&c, "transformer");
+    /* Mamba-1 */
+    ssmlm_config_defaults(&c);
+    c.d_model = 10;
+    c.vocab_size = 13;
+    strcpy(c.pattern, "MMM");
+    c.n_layer = 3;
+    c.ssm_kind = SSMLM_SSM_MAMBA1;
+    c.m1_d_state = 3;
+    c.m1_d_conv = 3;
+    c.m1_dt_rank = 2;
+    fd_model(&c, "mamba1");
+    /* Mamba-2 alone */
+    ssmlm_config_defaults(&c);
+    c.d_model = 8;
+    c.vocab_size = 11;
+    strcpy(c.pattern, "MM");
+    c.n_layer = 2;
+    c.m2_d_state = 4;
+    c.m2_headdim = 4;
+    c.m2_chunk_size = 3;
+    fd_model(&c, "mamba2");
+}
+#endif
+
+static void save_load_roundtrip(void) {
+    ssmlm_config c;
+    ssmlm_preset(&c, "tiny-hybrid");
+    ssmlm_model *a = NULL, *b = NULL;
+    CHECK_OK(ssmlm_model_create(&a, &c, REAL_IS_F64 ? SSMLM_F64 : SSMLM_F32));
+    if (!a) return;
+    ssmlm_model_init(a, 3);
+    char dir[] = "/tmp/ssmlm_model_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    CHECK_OK(ssmlm_model_save(a, dir));
+    CHECK_OK(ssmlm_model_load(&b, dir, REAL_IS_F64 ? SSMLM_F64 : SSMLM_F32));
+    if (b) {
+        int32_t ids[12], labels[12];
+        for (int i = 0; i < 12; i++) ids[i] = labels[i] = (i * 37) % 256;
+        double la = 0, lb = 1;
+        ssmlm_model_forward(a, ids, labels, 2, 6, NULL, &la);
+        ssmlm_model_forward(b, ids, labels, 2, 6, NULL, &lb);
+        CHECK(la == lb, "reloaded model computes the same loss: %.17g vs %.17g", la, lb);
+        ssmlm_model_free(b);
+    }
+    /* a checkpoint whose config does not match its weights */
+    char path[1200];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    ssmlm_config c2 = c;
+    c2.d_model = 32;
+    c2.attn_head_dim = 8;
+    ssmlm_config_save_json(&c2, path);
+    b = NULL;
+    ssmlm_status s = ssmlm_model_load(&b, dir, SSMLM_F32);
+    CHECK(s == SSMLM_ERR_FORMAT && strstr(ssmlm_last_error(), "shape"), "shape mismatch reported: %s", ssmlm_last_error());
+    ssmlm_model_free(b);
+    /* missing folder */
+    s = ssmlm_model_load(&b, "/nonexistent/model", SSMLM_F32);
+    CHECK(s == SSMLM_ERR_IO && strstr(ssmlm_last_error(), "/nonexistent/model"), "missing folder named: %s", ssmlm_last_error());
+    snprintf(path, sizeof path, "rm -rf %s", dir);
+    CHECK(system(path) == 0, "cleanup");
+    ssmlm_model_free(a);
+}
+
+int main(void) {
+    char **cases = golden_cases_of_kind("lm");
+    int n = 0;
+    for (int i = 0; cases[i]; i++, n++) golden_lm(cases[i]);
+    CHECK(n >= 3, "found %d golden LM cases", n);
+    golden_free_list(cases);
+#if REAL_IS_F64
+    fd_families();
+#endif
+    save_load_roundtrip();
+    TEST_END();
+}
