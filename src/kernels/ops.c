@@ -2,6 +2,7 @@
  * go to OpenBLAS. */
 #include "kernels/ops.h"
 #include <cblas.h>
+#include <omp.h>
 #include <string.h>
 
 void RNAME(gemm)(int ta, int tb, int64_t M, int64_t N, int64_t K, real alpha, const real *A,
@@ -52,59 +53,90 @@ static inline real conv_in(const real *x, int64_t ldx, const real *st, int64_t t
     return st[c * K + (K + t)];
 }
 
+/* w [C, K] -> wt [K, C]: the kernels below then run contiguously over channels. */
+static real *conv_weight_t(const real *w, int64_t C, int64_t K) {
+    real *wt = ssmlm_alloc((size_t)(C * K) * sizeof(real));
+    SSMLM_ASSERT(wt != NULL);
+    for (int64_t c = 0; c < C; c++)
+        for (int64_t k = 0; k < K; k++) wt[k * C + c] = w[c * K + k];
+    return wt;
+}
+
 void RNAME(conv1d_forward)(real *y, int64_t ldy, const real *x, int64_t ldx, const real *w,
                            const real *b, const real *state0, int64_t B, int64_t T, int64_t C,
                            int64_t K) {
+    real *wt = conv_weight_t(w, C, K);
 #pragma omp parallel for collapse(2) schedule(static)
     for (int64_t bb = 0; bb < B; bb++)
         for (int64_t t = 0; t < T; t++) {
             const real *xb = x + bb * T * ldx;
             const real *sb = state0 ? state0 + bb * C * K : NULL;
             real *yr = y + (bb * T + t) * ldy;
-            for (int64_t c = 0; c < C; c++) {
-                real acc = b ? b[c] : 0;
-                for (int64_t k = 0; k < K; k++) {
-                    int64_t ti = t - (K - 1) + k;
-                    if (ti < -(K - 1)) continue;
-                    acc += w[c * K + k] * conv_in(xb, ldx, sb, ti, c, K);
+            for (int64_t c = 0; c < C; c++) yr[c] = b ? b[c] : 0;
+            for (int64_t k = 0; k < K; k++) {
+                int64_t ti = t - (K - 1) + k;
+                const real *wk = wt + k * C;
+                if (ti >= 0) {
+                    const real *xr = xb + ti * ldx;
+                    for (int64_t c = 0; c < C; c++) yr[c] += wk[c] * xr[c];
+                } else if (sb) {
+                    for (int64_t c = 0; c < C; c++) yr[c] += wk[c] * conv_in(xb, ldx, sb, ti, c, K);
                 }
-                yr[c] = acc;
             }
         }
+    ssmlm_free(wt);
 }
 
 void RNAME(conv1d_backward)(real *dx, int64_t ldx, real *dw, real *db, const real *dy,
                             int64_t ldy, const real *x, int64_t ldx_in, const real *w, int64_t B,
                             int64_t T, int64_t C, int64_t K) {
     if (dx) {
+        real *wt = conv_weight_t(w, C, K);
+        /* dx_s = sum_k w[k] dy_{s + K-1-k} */
 #pragma omp parallel for collapse(2) schedule(static)
         for (int64_t bb = 0; bb < B; bb++)
             for (int64_t s = 0; s < T; s++) {
                 real *dxr = dx + (bb * T + s) * ldx;
-                for (int64_t c = 0; c < C; c++) {
-                    real acc = 0;
-                    for (int64_t k = 0; k < K; k++) {
-                        int64_t t = s + (K - 1) - k;
-                        if (t < T) acc += w[c * K + k] * dy[(bb * T + t) * ldy + c];
-                    }
-                    dxr[c] = acc;
+                for (int64_t c = 0; c < C; c++) dxr[c] = 0;
+                for (int64_t k = 0; k < K; k++) {
+                    int64_t t = s + (K - 1) - k;
+                    if (t >= T) continue;
+                    const real *wk = wt + k * C, *g = dy + (bb * T + t) * ldy;
+                    for (int64_t c = 0; c < C; c++) dxr[c] += wk[c] * g[c];
                 }
             }
+        ssmlm_free(wt);
     }
     if (dw || db) {
-#pragma omp parallel for schedule(static)
-        for (int64_t c = 0; c < C; c++) {
+        /* per-thread partial sums over rows, [K+1][C] each (row K = bias), then a reduction */
+        int nt = omp_get_max_threads();
+        real *part = ssmlm_calloc((size_t)(nt * (K + 1) * C) * sizeof(real));
+        SSMLM_ASSERT(part != NULL);
+#pragma omp parallel num_threads(nt)
+        {
+            real *my = part + (int64_t)omp_get_thread_num() * (K + 1) * C;
+#pragma omp for collapse(2) schedule(static)
             for (int64_t bb = 0; bb < B; bb++)
                 for (int64_t t = 0; t < T; t++) {
-                    real g = dy[(bb * T + t) * ldy + c];
-                    if (db) db[c] += g;
-                    if (dw)
-                        for (int64_t k = 0; k < K; k++) {
-                            int64_t ti = t - (K - 1) + k;
-                            if (ti >= 0) dw[c * K + k] += g * x[(bb * T + ti) * ldx_in + c];
-                        }
+                    const real *g = dy + (bb * T + t) * ldy;
+                    for (int64_t c = 0; c < C; c++) my[K * C + c] += g[c];
+                    for (int64_t k = 0; k < K; k++) {
+                        int64_t ti = t - (K - 1) + k;
+                        if (ti < 0) continue;
+                        const real *xr = x + (bb * T + ti) * ldx_in;
+                        real *pk = my + k * C;
+                        for (int64_t c = 0; c < C; c++) pk[c] += g[c] * xr[c];
+                    }
                 }
         }
+        for (int i = 1; i < nt; i++)
+            for (int64_t j = 0; j < (K + 1) * C; j++) part[j] += part[(int64_t)i * (K + 1) * C + j];
+        for (int64_t c = 0; c < C; c++) {
+            if (db) db[c] += part[K * C + c];
+            if (dw)
+                for (int64_t k = 0; k < K; k++) dw[c * K + k] += part[k * C + c];
+        }
+        ssmlm_free(part);
     }
 }
 
@@ -165,12 +197,28 @@ void RNAME(rmsnorm_backward)(real *dx, real *dw, const real *dy, const real *x, 
             for (int64_t c = 0; c < gs; c++) dxr[c] = r * (wg[c] * dyr[c] - xr[c] * r * m);
         }
     if (dw) {
-#pragma omp parallel for schedule(static)
+        /* per-thread partial sums over rows, contiguous in channels */
+        int nt = omp_get_max_threads();
+        real *part = ssmlm_calloc((size_t)(nt * C) * sizeof(real));
+        SSMLM_ASSERT(part != NULL);
+#pragma omp parallel num_threads(nt)
+        {
+            real *my = part + (int64_t)omp_get_thread_num() * C;
+#pragma omp for schedule(static)
+            for (int64_t i = 0; i < M; i++)
+                for (int64_t g = 0; g < ng; g++) {
+                    real r = rstd[i * ng + g];
+                    const real *xr = x + i * C + g * gs, *dyr = dy + i * C + g * gs;
+                    real *pg = my + g * gs;
+                    for (int64_t c = 0; c < gs; c++) pg[c] += dyr[c] * xr[c] * r;
+                }
+        }
         for (int64_t c = 0; c < C; c++) {
             real acc = 0;
-            for (int64_t i = 0; i < M; i++) acc += dy[i * C + c] * x[i * C + c] * rstd[i * ng + c / gs];
+            for (int i = 0; i < nt; i++) acc += part[(int64_t)i * C + c];
             dw[c] += acc;
         }
+        ssmlm_free(part);
     }
 }
 
@@ -211,16 +259,33 @@ void RNAME(layernorm_backward)(real *dx, real *dw, real *db, const real *dy, con
             dx[i * C + c] = r * (g - (real)s1 - xh * (real)s2);
         }
     }
-#pragma omp parallel for schedule(static)
+    /* dw, db: per-thread partial sums over rows, contiguous in channels */
+    int nt = omp_get_max_threads();
+    real *part = ssmlm_calloc((size_t)(nt * 2 * C) * sizeof(real));
+    SSMLM_ASSERT(part != NULL);
+#pragma omp parallel num_threads(nt)
+    {
+        real *pw = part + (int64_t)omp_get_thread_num() * 2 * C, *pb = pw + C;
+#pragma omp for schedule(static)
+        for (int64_t i = 0; i < M; i++) {
+            const real *xr = x + i * C, *dyr = dy + i * C;
+            real m = mean[i], r = rstd[i];
+            for (int64_t c = 0; c < C; c++) {
+                pw[c] += dyr[c] * (xr[c] - m) * r;
+                pb[c] += dyr[c];
+            }
+        }
+    }
     for (int64_t c = 0; c < C; c++) {
         real aw = 0, ab = 0;
-        for (int64_t i = 0; i < M; i++) {
-            aw += dy[i * C + c] * (x[i * C + c] - mean[i]) * rstd[i];
-            ab += dy[i * C + c];
+        for (int i = 0; i < nt; i++) {
+            aw += part[(int64_t)i * 2 * C + c];
+            ab += part[(int64_t)i * 2 * C + C + c];
         }
         dw[c] += aw;
         db[c] += ab;
     }
+    ssmlm_free(part);
 }
 
 double RNAME(cross_entropy)(real *dlogits, const real *logits, const int32_t *labels, int64_t M,

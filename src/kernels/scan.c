@@ -376,7 +376,8 @@ void RNAME(scan_m1_step)(const scan_io *s, real *out, int64_t ld_out, real *h, i
             real *hr = h + b * ld_h + e * N;
             real y = 0;
             /* h = exp(δ A) h + δ u B;  y = <h, C> + D u */
-            for (int64_t n = 0; n < N; n++) hr[n] = RNAME(scan_vexp)(dt * A[n]) * hr[n] + dtu * Bt[n];
+            for (int64_t n = 0; n < N; n++)
+                hr[n] = RNAME(scan_vexp)(dt * A[n]) * hr[n] + dtu * Bt[n];
             for (int64_t n = 0; n < N; n++) y += hr[n] * Ct[n];
             if (s->D) y += s->D[e] * uv;
             if (s->z) {

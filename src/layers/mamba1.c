@@ -124,7 +124,8 @@ void RNAME(mamba1_forward)(const ssmlm_config *c, real *const *w, int64_t B, int
     RNAME(linear_forward)(s.xz, x, w[M1_IN_PROJ], NULL, M, 2 * E, d.D);
     /* conv history from state0 (gathered first: state1 may alias state0) */
     if (state0)
-        for (int64_t b = 0; b < B; b++) memcpy(conv0 + b * E * K, state0 + b * d.S, (size_t)(E * K) * sizeof(real));
+        for (int64_t b = 0; b < B; b++)
+            memcpy(conv0 + b * E * K, state0 + b * d.S, (size_t)(E * K) * sizeof(real));
     RNAME(conv1d_forward)(s.conv, E, s.xz, 2 * E, w[M1_CONV_W], w[M1_CONV_B],
                           state0 ? conv0 : NULL, B, T, E, K);
     m1_silu(s.xc, s.conv, M * E);
@@ -137,7 +138,8 @@ void RNAME(mamba1_forward)(const ssmlm_config *c, real *const *w, int64_t B, int
     RNAME(linear_forward)(y, s.yg, w[M1_OUT_PROJ], NULL, M, d.D, E);
     if (state1) {
         RNAME(conv1d_final_state)(conv1, s.xz, 2 * E, state0 ? conv0 : NULL, B, T, E, K);
-        for (int64_t b = 0; b < B; b++) memcpy(state1 + b * d.S, conv1 + b * E * K, (size_t)(E * K) * sizeof(real));
+        for (int64_t b = 0; b < B; b++)
+            memcpy(state1 + b * d.S, conv1 + b * E * K, (size_t)(E * K) * sizeof(real));
     }
 }
 
