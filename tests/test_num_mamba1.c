@@ -558,23 +558,23 @@ static void test_fast_math(void) {
     double worst_exp = 0, worst_sp = 0, worst_sig = 0;
     for (int i = 0; i <= 200000; i++) {
         double v = -90.0 + 120.0 * i / 200000.0;
-        double ge = (double)RNAME(scan_vexp)((real)v), ref_e = exp((double)(real)v);
+        double ge = (double)RNAME(vexp)((real)v), ref_e = exp((double)(real)v);
         /* below e^-85 the fp32 version flushes towards e^-87 (harmless for decays) */
         if (ref_e > 1e-37) worst_exp = fmax(worst_exp, fabs(ge - ref_e) / ref_e);
         double x = (double)(real)(v / 3.0);
         real sg;
-        double sp = (double)RNAME(scan_vsoftplus)((real)x, &sg);
+        double sp = (double)RNAME(vsoftplus)((real)x, &sg);
         double ref_sp = x > 20 ? x : log1p(exp(x));
         worst_sp = fmax(worst_sp, fabs(sp - ref_sp) / fmax(ref_sp, 1e-30));
         double ref_sig = 1 / (1 + exp(-x));
         worst_sig = fmax(worst_sig, fabs((double)sg - ref_sig) / ref_sig);
-        double sig2 = (double)RNAME(scan_vsigmoid)((real)x);
+        double sig2 = (double)RNAME(vsigmoid)((real)x);
         worst_sig = fmax(worst_sig, fabs(sig2 - ref_sig) / ref_sig);
     }
     double tol = REAL_IS_F64 ? 1e-15 : 1e-6;
-    CHECK(worst_exp <= tol, "scan_vexp: relative error %.3g", worst_exp);
-    CHECK(worst_sp <= tol, "scan_vsoftplus: relative error %.3g", worst_sp);
-    CHECK(worst_sig <= tol, "scan_vsoftplus/sigmoid: relative error %.3g", worst_sig);
+    CHECK(worst_exp <= tol, "vexp: relative error %.3g", worst_exp);
+    CHECK(worst_sp <= tol, "vsoftplus: relative error %.3g", worst_sp);
+    CHECK(worst_sig <= tol, "vsoftplus/sigmoid: relative error %.3g", worst_sig);
 }
 
 /* ======================================================================================== */

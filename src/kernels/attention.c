@@ -12,33 +12,6 @@
 #pragma clang diagnostic ignored "-Wpass-failed"
 #endif
 
-#if REAL_IS_F64
-static inline real attn_exp(real x) { return exp(x); }
-#else
-/* exp for the softmax loops, written so that the compiler vectorizes it (no libm call):
- * x = n ln2 + r with |r| <= ln2/2, exp(r) by the Cephes degree-7 polynomial, 2^n from the
- * exponent bits.  Relative error below 1.5 ulp; x is clamped to [-87, 88]. */
-static inline float attn_exp(float x) {
-    x = x < -87.0f ? -87.0f : x;
-    x = x > 88.0f ? 88.0f : x;
-    const float shifter = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
-    float t = x * 1.44269504088896341f + shifter;
-    float n = t - shifter;
-    float r = x - n * 0.693359375f;
-    r = r + n * 2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    int32_t ni = (int32_t)n;
-    union { int32_t i; float f; } u;
-    u.i = (ni + 127) << 23;
-    return p * u.f;
-}
-#endif
 
 void RNAME(rope_table)(real *cs, real *sn, int64_t pos0, int64_t T, int64_t r, double base) {
     int64_t h = r / 2;
@@ -94,7 +67,7 @@ static void strip_forward(const attn_shape *s, const real *q, const real *k, con
         real l = 0;
 #pragma omp simd reduction(+ : l)
         for (int64_t j = 0; j < nv; j++) {
-            real p = attn_exp(row[j] - m);
+            real p = RNAME(vexp)(row[j] - m);
             row[j] = p;
             l += p;
         }
@@ -175,7 +148,7 @@ static void strip_backward(const attn_shape *s, const real *q, const real *k, co
         real *row = P + i * n, li = L[i];
         int64_t nv = r0 + i + 1;
 #pragma omp simd
-        for (int64_t j = 0; j < nv; j++) row[j] = attn_exp(row[j] - li);
+        for (int64_t j = 0; j < nv; j++) row[j] = RNAME(vexp)(row[j] - li);
         for (int64_t j = nv; j < n; j++) row[j] = 0;
     }
     /* dP = dO V^T, then dS = P (dP - D) in place */
@@ -253,13 +226,13 @@ void RNAME(attn_decode)(const real *q, int64_t ldq, const real *kc, const real *
                 }
                 /* running max m; rescale what was accumulated by exp(m_old - m_new) */
                 if (j0 == 0 || mc > m) {
-                    real f = j0 == 0 ? 0 : attn_exp(m - mc);
+                    real f = j0 == 0 ? 0 : RNAME(vexp)(m - mc);
                     l *= f;
                     for (int64_t d = 0; d < hd; d++) acc[d] *= f;
                     m = mc;
                 }
                 for (int64_t j = 0; j < nc; j++) {
-                    real p = attn_exp(sc[j] - m);
+                    real p = RNAME(vexp)(sc[j] - m);
                     const real *vj = V + (j0 + j) * ldt;
                     l += p;
                     for (int64_t d = 0; d < hd; d++) acc[d] += p * vj[d];

@@ -5,6 +5,11 @@
 #include <omp.h>
 #include <string.h>
 
+/* clang reports `omp simd` loops it leaves scalar (e.g. at -O1) as warnings */
+#ifdef __clang__
+#pragma clang diagnostic ignored "-Wpass-failed"
+#endif
+
 void RNAME(gemm)(int ta, int tb, int64_t M, int64_t N, int64_t K, real alpha, const real *A,
                  int64_t lda, const real *B, int64_t ldb, real beta, real *C, int64_t ldc) {
     if (M <= 0 || N <= 0) return;
@@ -300,18 +305,26 @@ double RNAME(cross_entropy)(real *dlogits, const real *logits, const int32_t *la
             if (dlogits) memset(dlogits + i * V, 0, (size_t)V * sizeof(real));
             continue;
         }
-        real mx = l[0];
+        real mx = l[0], ly = l[y];
         for (int64_t j = 1; j < V; j++) mx = l[j] > mx ? l[j] : mx;
-        double se = 0;
-        for (int64_t j = 0; j < V; j++) se += exp((double)(l[j] - mx));
-        double lse = (double)mx + log(se);
-        total += lse - (double)l[y];
-        n++;
+        /* exp once per logit (vectorized); dlogits may alias logits, so l[y] is read first */
+        real se = 0;
         if (dlogits) {
             real *d = dlogits + i * V;
-            for (int64_t j = 0; j < V; j++) d[j] = (real)exp((double)l[j] - lse) * scale;
+#pragma omp simd reduction(+ : se)
+            for (int64_t j = 0; j < V; j++) {
+                d[j] = RNAME(vexp)(l[j] - mx);
+                se += d[j];
+            }
+            real f = scale / se;
+            for (int64_t j = 0; j < V; j++) d[j] *= f;
             d[y] -= scale;
+        } else {
+#pragma omp simd reduction(+ : se)
+            for (int64_t j = 0; j < V; j++) se += RNAME(vexp)(l[j] - mx);
         }
+        total += (double)mx + log((double)se) - (double)ly;
+        n++;
     }
     if (count) *count = n;
     return total;

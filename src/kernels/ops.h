@@ -6,6 +6,7 @@
 #define SSMLM_OPS_H
 
 #include "kernels/real.h"
+#include "kernels/vmath.h"
 #include "base/base.h"
 
 /* C[M,N] = alpha * op(A) op(B) + beta * C (BLAS; ta/tb: 0 = as stored, 1 = transposed). */
@@ -19,16 +20,6 @@ void RNAME(linear_forward)(real *y, const real *x, const real *W, const real *b,
  * dx, dW, db may each be NULL to skip. */
 void RNAME(linear_backward)(real *dx, real *dW, real *db, const real *dy, const real *x,
                             const real *W, int64_t M, int64_t N, int64_t K, int accum_dx);
-
-static inline real RNAME(sigmoid)(real v) { return (real)1 / ((real)1 + REXP(-v)); }
-static inline real RNAME(silu)(real v) { return v * RNAME(sigmoid)(v); }
-static inline real RNAME(silu_grad)(real v) {
-    real s = RNAME(sigmoid)(v);
-    return s * ((real)1 + v * ((real)1 - s));
-}
-/* PyTorch softplus with threshold 20. */
-static inline real RNAME(softplus)(real v) { return v > (real)20 ? v : log1p(exp(v)); }
-static inline real RNAME(softplus_grad)(real v) { return v > (real)20 ? (real)1 : RNAME(sigmoid)(v); }
 
 /* Causal depthwise conv over time.  x, y: [B, T, C] with channel stride ld (>= C);
  * w: [C, K] (tap K-1 multiplies the current token); b: [C] or NULL.

@@ -29,7 +29,7 @@ static inline void delta_row(const scan_io *s, const real *row, int64_t e0, int6
     for (int64_t e = 0; e < EB; e++)
         v[e] = e < ne ? row[e0 + e] + (s->delta_bias ? s->delta_bias[e0 + e] : 0) : 0;
     if (s->delta_softplus) {
-        for (int64_t e = 0; e < EB; e++) dt[e] = RNAME(scan_vsoftplus)(v[e], &dsig[e]);
+        for (int64_t e = 0; e < EB; e++) dt[e] = RNAME(vsoftplus)(v[e], &dsig[e]);
     } else {
         for (int64_t e = 0; e < EB; e++) {
             dt[e] = v[e];
@@ -96,7 +96,7 @@ static void forward_task(const scan_io *s, int64_t b, int64_t k0, int64_t k1, re
                     const real bn = Bt[n], cn = Ct[n];
                     /* h = exp(δ A) h + δ u B_n;  y += h C_n */
                     for (int64_t e = 0; e < EB; e++) {
-                        real a = RNAME(scan_vexp)(dt[e] * At[g][n][e]);
+                        real a = RNAME(vexp)(dt[e] * At[g][n][e]);
                         h[g][n][e] = a * h[g][n][e] + dtu[e] * bn;
                         acc[e] += h[g][n][e] * cn;
                     }
@@ -107,7 +107,7 @@ static void forward_task(const scan_io *s, int64_t b, int64_t k0, int64_t k1, re
                 if (last && z) {
                     const real *zr = z + t * s->ld_z + e0;
                     for (int64_t e = 0; e < ne; e++)
-                        acc[e] *= zr[e] * RNAME(scan_vsigmoid)(zr[e]);
+                        acc[e] *= zr[e] * RNAME(vsigmoid)(zr[e]);
                 }
                 for (int64_t e = 0; e < ne; e++) orow[e] = acc[e];
             }
@@ -193,7 +193,7 @@ static void backward_chunk(const bwd_args *A, bwd_task *w, int64_t b, int64_t kb
         for (int64_t n = 0; n < nn; n++) {
             const real bn = Bt[n];
             for (int64_t e = 0; e < EB; e++) {
-                real a = RNAME(scan_vexp)(w->dt[i][e] * At[n][e]);
+                real a = RNAME(vexp)(w->dt[i][e] * At[n][e]);
                 w->a[i][n][e] = a;
                 w->h[i + 1][n][e] = a * w->h[i][n][e] + dtu[e] * bn;
             }
@@ -209,7 +209,7 @@ static void backward_chunk(const bwd_args *A, bwd_task *w, int64_t b, int64_t kb
             /* out = y silu(z): dy = dout silu(z), dz = dout y silu'(z) */
             const real *zr = z + t * s->ld_z + e0;
             for (int64_t e = 0; e < EB; e++) {
-                real zv = e < ne ? zr[e] : 0, sz = RNAME(scan_vsigmoid)(zv);
+                real zv = e < ne ? zr[e] : 0, sz = RNAME(vsigmoid)(zv);
                 dyv[e] = dov[e] * zv * sz;
                 dsz[e] = sz * (1 + zv * (1 - sz));
             }
@@ -370,19 +370,19 @@ void RNAME(scan_m1_step)(const scan_io *s, real *out, int64_t ld_out, real *h, i
     for (int64_t b = 0; b < B; b++)
         for (int64_t e = 0; e < E; e++) {
             real v = s->delta[b * s->ld_delta + e] + (s->delta_bias ? s->delta_bias[e] : 0), sg;
-            real dt = s->delta_softplus ? RNAME(scan_vsoftplus)(v, &sg) : v;
+            real dt = s->delta_softplus ? RNAME(vsoftplus)(v, &sg) : v;
             real uv = s->u[b * s->ld_u + e], dtu = dt * uv;
             const real *A = s->A + e * N, *Bt = s->Bm + b * s->ld_B, *Ct = s->Cm + b * s->ld_C;
             real *hr = h + b * ld_h + e * N;
             real y = 0;
             /* h = exp(δ A) h + δ u B;  y = <h, C> + D u */
             for (int64_t n = 0; n < N; n++)
-                hr[n] = RNAME(scan_vexp)(dt * A[n]) * hr[n] + dtu * Bt[n];
+                hr[n] = RNAME(vexp)(dt * A[n]) * hr[n] + dtu * Bt[n];
             for (int64_t n = 0; n < N; n++) y += hr[n] * Ct[n];
             if (s->D) y += s->D[e] * uv;
             if (s->z) {
                 real zv = s->z[b * s->ld_z + e];
-                y *= zv * RNAME(scan_vsigmoid)(zv);
+                y *= zv * RNAME(vsigmoid)(zv);
             }
             out[b * ld_out + e] = y;
         }

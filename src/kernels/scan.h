@@ -17,6 +17,7 @@
 #define SSMLM_SCAN_H
 
 #include "kernels/real.h"
+#include "kernels/vmath.h"
 
 /* Tokens between saved states. */
 #define SCAN_M1_CHUNK 32
@@ -93,64 +94,5 @@ void RNAME(scan_m1_backward)(const RNAME(scan_m1_io) *s, const real *ckpt, const
  * states h [B, E, N] (batch stride ld_h) in place and writes out [B, E] (row stride ld_out). */
 void RNAME(scan_m1_step)(const RNAME(scan_m1_io) *s, real *out, int64_t ld_out, real *h,
                          int64_t ld_h);
-
-/* exp that the compiler can vectorize (fp32: range reduction + degree-6 polynomial, within
- * 2 ulp; fp64: the C library's exp). */
-static inline real RNAME(scan_vexp)(real x) {
-#if REAL_IS_F64
-    return exp(x);
-#else
-    /* exp(x) = 2^k exp(r), k = round(x / ln 2) (adding and removing 1.5 * 2^23 rounds to
-     * an integer; floorf would not vectorize), r = x - k ln 2 (two-part ln 2) */
-    x = x < -87.0f ? -87.0f : x;
-    x = x > 88.0f ? 88.0f : x;
-    float k = (x * 1.44269504089f + 12582912.0f) - 12582912.0f;
-    float r = x - k * 0.693359375f;
-    r = r - k * -2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    union { int32_t i; float f; } sc;
-    sc.i = ((int32_t)k + 127) << 23;
-    return p * sc.f;
-#endif
-}
-
-/* log(1 + w) for w in [0, 1], vectorizable (fp32: atanh series, fp64: log1p). */
-static inline real RNAME(scan_vlog1p01)(real w) {
-#if REAL_IS_F64
-    return log1p(w);
-#else
-    /* log(1+w) = 2 atanh(s), s = w / (2 + w) in [0, 1/3] */
-    float s = w / (2.0f + w), s2 = s * s;
-    float p = 1.0f / 15;
-    p = p * s2 + 1.0f / 13;
-    p = p * s2 + 1.0f / 11;
-    p = p * s2 + 1.0f / 9;
-    p = p * s2 + 1.0f / 7;
-    p = p * s2 + 1.0f / 5;
-    p = p * s2 + 1.0f / 3;
-    p = p * s2 + 1.0f;
-    return 2.0f * s * p;
-#endif
-}
-
-/* softplus(v) (PyTorch, threshold 20) and its derivative sigmoid(v), vectorizable:
- * softplus = max(v, 0) + log1p(e^{-|v|}),  sigmoid = (v >= 0 ? 1 : e^{-|v|}) / (1 + e^{-|v|}). */
-static inline real RNAME(scan_vsoftplus)(real v, real *sig) {
-    real w = RNAME(scan_vexp)(-(v < 0 ? -v : v));
-    real inv = (real)1 / ((real)1 + w);
-    *sig = v > (real)20 ? (real)1 : (v >= 0 ? inv : w * inv);
-    return v > (real)20 ? v : (v > 0 ? v : 0) + RNAME(scan_vlog1p01)(w);
-}
-
-/* sigmoid(v), vectorizable. */
-static inline real RNAME(scan_vsigmoid)(real v) {
-    return (real)1 / ((real)1 + RNAME(scan_vexp)(-v));
-}
 
 #endif

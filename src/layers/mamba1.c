@@ -72,7 +72,7 @@ static void m1_make_A(real *A, const real *A_log, int64_t n) {
 /* xc = silu(v), [M, E]. */
 static void m1_silu(real *xc, const real *v, int64_t n) {
 #pragma omp parallel for schedule(static) if (n > (1 << 15))
-    for (int64_t i = 0; i < n; i++) xc[i] = v[i] * RNAME(scan_vsigmoid)(v[i]);
+    for (int64_t i = 0; i < n; i++) xc[i] = v[i] * RNAME(vsigmoid)(v[i]);
 }
 
 /* The scan operands of the layer: u = xc, delta = dt (bias and softplus inside the scan),
@@ -192,7 +192,7 @@ void RNAME(mamba1_backward)(const ssmlm_config *c, real *const *w, real *const *
     /* SiLU: d conv = dxc silu'(conv) */
 #pragma omp parallel for schedule(static) if (M * E > (1 << 15))
     for (int64_t i = 0; i < M * E; i++) {
-        real v = s.conv[i], sg = RNAME(scan_vsigmoid)(v);
+        real v = s.conv[i], sg = RNAME(vsigmoid)(v);
         dxc[i] *= sg * (1 + v * (1 - sg));
     }
     /* conv: dx part of dxz, dW_conv, db_conv */

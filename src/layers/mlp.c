@@ -11,62 +11,6 @@
 #define INV_SQRT2 0.70710678118654752440
 #define INV_SQRT_2PI 0.39894228040143267794
 
-/* exp and erf of the elementwise loops.  fp64: libm.  fp32: branch-free forms that the
- * compiler vectorizes (libm's expf/erff are scalar calls and would dominate the MLP time). */
-#if REAL_IS_F64
-static inline real act_exp(real x) { return exp(x); }
-static inline real act_erf(real x) { return erf(x); }
-#else
-/* x = n ln2 + r, exp(r) by a degree-7 polynomial (Cephes), 2^n from the exponent bits;
- * below 1.5 ulp, x clamped to [-87, 88]. */
-static inline float act_exp(float x) {
-    x = x < -87.0f ? -87.0f : x;
-    x = x > 88.0f ? 88.0f : x;
-    const float shifter = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
-    float n = (x * 1.44269504088896341f + shifter) - shifter;
-    float r = x - n * 0.693359375f;
-    r = r + n * 2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    union { int32_t i; float f; } u;
-    u.i = ((int32_t)n + 127) << 23;
-    return p * u.f;
-}
-/* erf(x) = x P(x^2) / Q(x^2) on [-4, 4] (the rational approximation used by XLA and Eigen);
- * absolute error below 4e-7, erf(+-4) rounds to +-1 in fp32. */
-static inline float act_erf(float x) {
-    x = x > 4.0f ? 4.0f : x;
-    x = x < -4.0f ? -4.0f : x;
-    float x2 = x * x;
-    float p = -2.72614225801306e-10f;
-    p = p * x2 + 2.77068142495902e-08f;
-    p = p * x2 - 2.10102402082508e-06f;
-    p = p * x2 - 5.69250639462346e-05f;
-    p = p * x2 - 7.34990630326855e-04f;
-    p = p * x2 - 2.95459980854025e-03f;
-    p = p * x2 - 1.60960333262415e-02f;
-    float q = -1.45660718464996e-05f;
-    q = q * x2 - 2.13374055278905e-04f;
-    q = q * x2 - 1.68282697438203e-03f;
-    q = q * x2 - 7.37332916720468e-03f;
-    q = q * x2 - 1.42647390514189e-02f;
-    return x * p / q;
-}
-#endif
-
-static inline real act_sigmoid(real v) { return (real)1 / ((real)1 + act_exp(-v)); }
-static inline real act_silu(real v) { return v * act_sigmoid(v); }
-/* silu'(v) = s (1 + v (1 - s)), s = sigmoid(v) */
-static inline real act_silu_grad(real v) {
-    real sg = act_sigmoid(v);
-    return sg * ((real)1 + v * ((real)1 - sg));
-}
-
 static int is_gated(int act) { return act == SSMLM_ACT_SWIGLU || act == SSMLM_ACT_GATED_SILU; }
 
 /* h [M, F] = act(a [M, F1]) */
@@ -79,16 +23,16 @@ static void act_forward(int act, real *h, const real *a, int64_t M, int64_t F) {
         switch (act) {
         case SSMLM_ACT_GELU:
             for (int64_t j = 0; j < F; j++)
-                hr[j] = (real)0.5 * ar[j] * ((real)1 + act_erf(ar[j] * (real)INV_SQRT2));
+                hr[j] = (real)0.5 * ar[j] * ((real)1 + RNAME(verf)(ar[j] * (real)INV_SQRT2));
             break;
         case SSMLM_ACT_RELU2:
             for (int64_t j = 0; j < F; j++) hr[j] = ar[j] > 0 ? ar[j] * ar[j] : 0;
             break;
         case SSMLM_ACT_SWIGLU:
-            for (int64_t j = 0; j < F; j++) hr[j] = act_silu(ar[j]) * a2[j];
+            for (int64_t j = 0; j < F; j++) hr[j] = RNAME(silu)(ar[j]) * a2[j];
             break;
         default: /* SSMLM_ACT_GATED_SILU */
-            for (int64_t j = 0; j < F; j++) hr[j] = ar[j] * act_silu(a2[j]);
+            for (int64_t j = 0; j < F; j++) hr[j] = ar[j] * RNAME(silu)(a2[j]);
             break;
         }
     }
@@ -107,8 +51,8 @@ static void act_backward(int act, real *da, const real *dh, const real *a, int64
             /* gelu'(a) = Phi(a) + a phi(a) */
             for (int64_t j = 0; j < F; j++) {
                 real v = ar[j];
-                real cdf = (real)0.5 * ((real)1 + act_erf(v * (real)INV_SQRT2));
-                real pdf = (real)INV_SQRT_2PI * act_exp((real)-0.5 * v * v);
+                real cdf = (real)0.5 * ((real)1 + RNAME(verf)(v * (real)INV_SQRT2));
+                real pdf = (real)INV_SQRT_2PI * RNAME(vexp)((real)-0.5 * v * v);
                 dr[j] = g[j] * (cdf + v * pdf);
             }
             break;
@@ -117,14 +61,14 @@ static void act_backward(int act, real *da, const real *dh, const real *a, int64
             break;
         case SSMLM_ACT_SWIGLU:
             for (int64_t j = 0; j < F; j++) {
-                dr[j] = g[j] * a2[j] * act_silu_grad(ar[j]);
-                d2[j] = g[j] * act_silu(ar[j]);
+                dr[j] = g[j] * a2[j] * RNAME(silu_grad)(ar[j]);
+                d2[j] = g[j] * RNAME(silu)(ar[j]);
             }
             break;
         default: /* SSMLM_ACT_GATED_SILU */
             for (int64_t j = 0; j < F; j++) {
-                dr[j] = g[j] * act_silu(a2[j]);
-                d2[j] = g[j] * ar[j] * act_silu_grad(a2[j]);
+                dr[j] = g[j] * RNAME(silu)(a2[j]);
+                d2[j] = g[j] * ar[j] * RNAME(silu_grad)(a2[j]);
             }
             break;
         }
