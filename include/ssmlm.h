@@ -172,6 +172,24 @@ ssmlm_status ssmlm_model_backward(ssmlm_model *m, int accumulate);
 /* Zero the gradient arena. */
 void ssmlm_model_zero_grad(ssmlm_model *m);
 
+/* ---- inference state (prefill, then one token at a time) ------------------------------ */
+/* Per sequence: conv and SSM states of every Mamba layer (fixed size) and the KV cache of every
+ * attention layer (cap positions). */
+typedef struct ssmlm_state ssmlm_state;
+
+ssmlm_status ssmlm_state_create(ssmlm_state **out, const ssmlm_model *m, int64_t batch, int64_t cap);
+void ssmlm_state_free(ssmlm_state *s);
+/* Bytes of state per sequence: fixed Mamba state, and KV cache per position. */
+void ssmlm_state_plan(const ssmlm_config *c, size_t *fixed_bytes, size_t *kv_bytes_per_pos, ssmlm_dtype dtype);
+/* Tokens sequence b has seen. */
+int64_t ssmlm_state_pos(const ssmlm_state *s, int64_t b);
+/* Runs T tokens of each of the state's B sequences through the parallel (chunked) path from a
+ * fresh state, leaving the state after the last token.  ids [B*T]; logits [B, T, V] or NULL. */
+ssmlm_status ssmlm_model_prefill(ssmlm_model *m, ssmlm_state *s, const int32_t *ids, int64_t T,
+                                 void *logits);
+/* One token per sequence through the recurrent step.  ids [B]; logits [B, V] or NULL. */
+ssmlm_status ssmlm_model_step(ssmlm_model *m, ssmlm_state *s, const int32_t *ids, void *logits);
+
 /* ---- safetensors ---------------------------------------------------------------------- */
 typedef enum {
     SSMLM_ST_F32 = 0, SSMLM_ST_F64, SSMLM_ST_BF16, SSMLM_ST_F16,

@@ -37,6 +37,31 @@ static void golden_lm(const char *name) {
     golden_check(&g, "output.logits", logits, B * T * V, tol_fwd);
     real lossr = (real)loss;
     golden_check(&g, "output.loss", &lossr, 1, tol_fwd);
+    /* decode: prefill the first decode_prefill_len tokens, then one token at a time */
+    cJSON *pl = cJSON_GetObjectItemCaseSensitive(g.info, "decode_prefill_len");
+    int64_t P = cJSON_IsNumber(pl) ? (int64_t)pl->valuedouble : 4;
+    ssmlm_state *st = NULL;
+    CHECK_OK(ssmlm_state_create(&st, m, B, T));
+    if (st) {
+        real *dl = malloc((size_t)(B * T * V) * sizeof(real)), *pre = malloc((size_t)(B * P * V) * sizeof(real)),
+             *one = malloc((size_t)(B * V) * sizeof(real));
+        int32_t *pid = malloc((size_t)(B * P) * sizeof(int32_t)), tok[64];
+        for (int64_t b = 0; b < B; b++) memcpy(pid + b * P, ids + b * T, (size_t)P * sizeof(int32_t));
+        CHECK_OK(ssmlm_model_prefill(m, st, pid, P, pre));
+        for (int64_t b = 0; b < B; b++) memcpy(dl + b * T * V, pre + b * P * V, (size_t)(P * V) * sizeof(real));
+        for (int64_t t = P; t < T; t++) {
+            for (int64_t b = 0; b < B; b++) tok[b] = ids[b * T + t];
+            CHECK_OK(ssmlm_model_step(m, st, tok, one));
+            for (int64_t b = 0; b < B; b++) memcpy(dl + (b * T + t) * V, one + b * V, (size_t)V * sizeof(real));
+        }
+        golden_check(&g, "decode.logits", dl, B * T * V, tol_fwd);
+        free(dl);
+        free(pre);
+        free(one);
+        free(pid);
+        ssmlm_state_free(st);
+    }
+    CHECK_OK(ssmlm_model_forward(m, ids, labels, B, T, logits, &loss));
     CHECK_OK(ssmlm_model_backward(m, 0));
     int checked = 0;
     for (int i = 0; i < ssmlm_model_n_params(m); i++) {
@@ -214,7 +239,63 @@ static void save_load_roundtrip(void) {
     ssmlm_model_free(a);
 }
 
+/* prefill(P tokens) then steps == full forward, for prompts shorter than, equal to and longer
+ * than the chunk; each family's tiny preset; batch of 2. */
+static void decode_matches_forward(const char *preset) {
+    ssmlm_config c;
+    ssmlm_preset(&c, preset);
+    ssmlm_model *m = NULL;
+    CHECK_OK(ssmlm_model_create(&m, &c, REAL_IS_F64 ? SSMLM_F64 : SSMLM_F32));
+    if (!m) return;
+    ssmlm_model_init(m, 11);
+    int64_t B = 2, T = 40, V = ssmlm_config_vocab_padded(&c), Q = c.m2_chunk_size;
+    int32_t ids[80];
+    for (int i = 0; i < B * T; i++) ids[i] = (int32_t)((i * 131 + 7) % c.vocab_size);
+    real *full = malloc((size_t)(B * T * V) * sizeof(real)), *got = malloc((size_t)(B * T * V) * sizeof(real)),
+         *one = malloc((size_t)(B * V) * sizeof(real));
+    CHECK_OK(ssmlm_model_forward(m, ids, NULL, B, T, full, NULL));
+    int64_t plens[3] = {Q - 3, Q, Q + 5};
+    for (int k = 0; k < 3; k++) {
+        int64_t P = plens[k];
+        ssmlm_state *st = NULL;
+        CHECK_OK(ssmlm_state_create(&st, m, B, T));
+        if (!st) break;
+        int32_t pid[80], tok[2];
+        for (int64_t b = 0; b < B; b++) memcpy(pid + b * P, ids + b * T, (size_t)P * sizeof(int32_t));
+        real *pre = malloc((size_t)(B * P * V) * sizeof(real));
+        CHECK_OK(ssmlm_model_prefill(m, st, pid, P, pre));
+        for (int64_t b = 0; b < B; b++) memcpy(got + b * T * V, pre + b * P * V, (size_t)(P * V) * sizeof(real));
+        free(pre);
+        for (int64_t t = P; t < T; t++) {
+            for (int64_t b = 0; b < B; b++) tok[b] = ids[b * T + t];
+            CHECK_OK(ssmlm_model_step(m, st, tok, one));
+            for (int64_t b = 0; b < B; b++) memcpy(got + (b * T + t) * V, one + b * V, (size_t)V * sizeof(real));
+        }
+        CHECK(ssmlm_state_pos(st, 1) == T, "%s: position after decoding %lld", preset, (long long)ssmlm_state_pos(st, 1));
+        char what[128];
+        snprintf(what, sizeof what, "%s prefill %lld + steps vs forward", preset, (long long)P);
+        golden_compare(what, got, full, B * T * V, REAL_IS_F64 ? 1e-10 : 2e-4);
+        /* capacity and vocabulary errors */
+        int32_t bad[2] = {0, (int32_t)c.vocab_size};
+        CHECK(ssmlm_model_step(m, st, bad, NULL) == SSMLM_ERR_INVALID, "%s: id >= vocab rejected", preset);
+        if (strchr(c.pattern, '*')) {
+            int32_t ok2[2] = {1, 2};
+            CHECK(ssmlm_model_step(m, st, ok2, NULL) == SSMLM_ERR_INVALID && strstr(ssmlm_last_error(), "capacity"),
+                  "%s: step past capacity rejected: %s", preset, ssmlm_last_error());
+        }
+        ssmlm_state_free(st);
+    }
+    free(full);
+    free(got);
+    free(one);
+    ssmlm_model_free(m);
+}
+
 int main(void) {
+    decode_matches_forward("tiny-transformer");
+    decode_matches_forward("tiny-mamba");
+    decode_matches_forward("tiny-mamba2");
+    decode_matches_forward("tiny-hybrid");
     char **cases = golden_cases_of_kind("lm");
     int n = 0;
     for (int i = 0; cases[i]; i++, n++) golden_lm(cases[i]);

@@ -15,16 +15,17 @@ typedef struct layer_ops {
                     real *, real *, const real *, real *, int64_t);
     void (*backward)(const ssmlm_config *, real *const *, real *const *, int64_t, int64_t,
                      const real *, const real *, const real *, real *, real *);
+    void (*step)(const ssmlm_config *, real *const *, int64_t, const real *, real *, real *,
+                 const int64_t *, int64_t, real *);
 } layer_ops;
 
-static const layer_ops k_mamba1 = {RNAME(mamba1_acts_size), RNAME(mamba1_scratch_size),
-                                   RNAME(mamba1_forward), RNAME(mamba1_backward)};
-static const layer_ops k_mamba2 = {RNAME(mamba2_acts_size), RNAME(mamba2_scratch_size),
-                                   RNAME(mamba2_forward), RNAME(mamba2_backward)};
-static const layer_ops k_attn = {RNAME(attention_acts_size), RNAME(attention_scratch_size),
-                                 RNAME(attention_forward), RNAME(attention_backward)};
-static const layer_ops k_mlp = {RNAME(mlp_acts_size), RNAME(mlp_scratch_size), RNAME(mlp_forward),
-                                RNAME(mlp_backward)};
+#define LAYER_OPS(kind)                                                                      \
+    {RNAME(kind##_acts_size), RNAME(kind##_scratch_size), RNAME(kind##_forward),             \
+     RNAME(kind##_backward), RNAME(kind##_step)}
+static const layer_ops k_mamba1 = LAYER_OPS(mamba1);
+static const layer_ops k_mamba2 = LAYER_OPS(mamba2);
+static const layer_ops k_attn = LAYER_OPS(attention);
+static const layer_ops k_mlp = LAYER_OPS(mlp);
 
 static const layer_ops *ops_of(const ssmlm_config *c, int l) {
     switch (c->pattern[l]) {
@@ -124,8 +125,11 @@ static void norm_bwd(const ssmlm_config *c, real *dx, real *dw, real *db, const 
         RNAME(rmsnorm_backward)(dx, dw, dy, x, stats, w, M, D, D);
 }
 
-ssmlm_status RNAME(ssmlm_model_forward)(ssmlm_model *m, const int32_t *ids, const int32_t *labels,
-                                        int64_t B, int64_t T, void *logits_out, double *loss) {
+/* Forward over B x T tokens; with st != NULL every layer also writes its state after the
+ * last token into st (prefill). */
+static ssmlm_status forward_impl(ssmlm_model *m, const int32_t *ids, const int32_t *labels,
+                                 int64_t B, int64_t T, void *logits_out, double *loss,
+                                 ssmlm_state *st) {
     const ssmlm_config *c = &m->cfg;
     plan p;
     ssmlm_status s = plan_acts(m, B, T, &p);
@@ -149,8 +153,9 @@ ssmlm_status RNAME(ssmlm_model_forward)(ssmlm_model *m, const int32_t *ids, cons
         layer_slots(m, l, w, NULL);
         real *x = p.resid + l * BT * D, *xn = p.resid + (l + 1) * BT * D;
         norm_fwd(c, normed, p.stats + l * 2 * BT, x, w[SLOT_NORM_W], w[SLOT_NORM_B], BT, D);
+        real *state1 = st ? (real *)st->data + st->layer_off[l] : NULL;
         ops_of(c, l)->forward(c, w, B, T, normed, y, (real *)m->acts + m->layer_act_off[l], p.scratch,
-                              NULL, NULL, 0);
+                              NULL, state1, st ? st->cap : 0);
 #pragma omp parallel for schedule(static)
         for (int64_t i = 0; i < BT * D; i++) xn[i] = x[i] + y[i];
     }
@@ -169,6 +174,54 @@ ssmlm_status RNAME(ssmlm_model_forward)(ssmlm_model *m, const int32_t *ids, cons
     } else if (loss) {
         *loss = 0;
     }
+    return SSMLM_OK;
+}
+
+ssmlm_status RNAME(ssmlm_model_forward)(ssmlm_model *m, const int32_t *ids, const int32_t *labels,
+                                        int64_t B, int64_t T, void *logits_out, double *loss) {
+    return forward_impl(m, ids, labels, B, T, logits_out, loss, NULL);
+}
+
+ssmlm_status RNAME(ssmlm_model_prefill)(ssmlm_model *m, ssmlm_state *s, const int32_t *ids, int64_t T,
+                                        void *logits) {
+    ssmlm_status st = forward_impl(m, ids, NULL, s->B, T, logits, NULL, s);
+    if (st == SSMLM_OK)
+        for (int64_t b = 0; b < s->B; b++) s->pos[b] = T;
+    m->have_forward = 0; /* no labels: nothing for backward */
+    return st;
+}
+
+int64_t RNAME(model_step_scratch)(const ssmlm_config *c, int64_t B) {
+    int64_t mx = 0;
+    for (int l = 0; l < c->n_layer; l++) {
+        int64_t v = ops_of(c, l)->scratch_size(c, B, 1);
+        mx = v > mx ? v : mx;
+    }
+    return mx;
+}
+
+/* x = E[ids]; per layer x += step(norm(x)); logits = norm_f(x) W^T. */
+ssmlm_status RNAME(ssmlm_model_step)(ssmlm_model *m, ssmlm_state *s, const int32_t *ids, void *logits) {
+    const ssmlm_config *c = &m->cfg;
+    int64_t B = s->B, D = c->d_model, V = ssmlm_config_vocab_padded(c);
+    real *x = s->work, *normed = x + B * D, *y = normed + B * D, *hn = y + B * D, *stats = hn + B * D,
+         *scratch = stats + 2 * B;
+    const real *E = model_w(m, m->global_index[GLOBAL_EMBED]);
+    for (int64_t b = 0; b < B; b++) memcpy(x + b * D, E + (int64_t)ids[b] * D, (size_t)D * sizeof(real));
+    real *w[SSMLM_MAX_SLOTS];
+    for (int l = 0; l < c->n_layer; l++) {
+        layer_slots(m, l, w, NULL);
+        norm_fwd(c, normed, stats, x, w[SLOT_NORM_W], w[SLOT_NORM_B], B, D);
+        ops_of(c, l)->step(c, w, B, normed, y, (real *)s->data + s->layer_off[l], s->pos, s->cap, scratch);
+        for (int64_t i = 0; i < B * D; i++) x[i] += y[i];
+    }
+    norm_fwd(c, hn, stats, x, model_w(m, m->global_index[GLOBAL_NORM_W]),
+             model_w(m, m->global_index[GLOBAL_NORM_B]), B, D);
+    if (logits) {
+        int lm = m->global_index[c->tie_embeddings ? GLOBAL_EMBED : GLOBAL_LM_HEAD];
+        RNAME(linear_forward)(logits, hn, model_w(m, lm), NULL, B, V, D);
+    }
+    for (int64_t b = 0; b < B; b++) s->pos[b]++;
     return SSMLM_OK;
 }
 

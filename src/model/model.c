@@ -164,3 +164,102 @@ ssmlm_status ssmlm_model_backward(ssmlm_model *m, int accumulate) {
 size_t ssmlm_config_activation_bytes(const ssmlm_config *c, int64_t B, int64_t T) {
     return (size_t)model_acts_numel_f32(c, B, T) * sizeof(float);
 }
+
+/* ---- inference state ------------------------------------------------------------------ */
+
+int64_t model_layer_state_size(const ssmlm_config *c, int l, int64_t cap) {
+    switch (c->pattern[l]) {
+    case 'M': return c->ssm_kind == SSMLM_SSM_MAMBA1 ? ssmlm_mamba1_state_size(c) : ssmlm_mamba2_state_size(c);
+    case '*': return ssmlm_attention_state_size(c, cap);
+    default: return 0;
+    }
+}
+
+void ssmlm_state_plan(const ssmlm_config *c, size_t *fixed_bytes, size_t *kv_bytes_per_pos, ssmlm_dtype dtype) {
+    size_t es = dtype == SSMLM_F64 ? 8 : 4, fixed = 0, kv = 0;
+    for (int l = 0; l < c->n_layer; l++) {
+        int64_t s0 = model_layer_state_size(c, l, 0), s1 = model_layer_state_size(c, l, 1);
+        fixed += (size_t)s0 * es;
+        kv += (size_t)(s1 - s0) * es;
+    }
+    if (fixed_bytes) *fixed_bytes = fixed;
+    if (kv_bytes_per_pos) *kv_bytes_per_pos = kv;
+}
+
+ssmlm_status ssmlm_state_create(ssmlm_state **out, const ssmlm_model *m, int64_t batch, int64_t cap) {
+    *out = NULL;
+    const ssmlm_config *c = &m->cfg;
+    if (batch < 1 || cap < 1)
+        return ssmlm_fail(SSMLM_ERR_INVALID, "use at least one sequence and one position",
+                          "state for %lld sequences of capacity %lld", (long long)batch, (long long)cap);
+    ssmlm_state *s = calloc(1, sizeof *s);
+    if (!s) return ssmlm_fail(SSMLM_ERR_MEMORY, NULL, "out of memory");
+    s->model = m;
+    s->dtype = m->dtype;
+    s->B = batch;
+    s->cap = cap;
+    s->layer_off = malloc((size_t)c->n_layer * sizeof(int64_t));
+    s->pos = calloc((size_t)batch, sizeof(int64_t));
+    int64_t off = 0;
+    for (int l = 0; l < c->n_layer && s->layer_off; l++) {
+        s->layer_off[l] = off;
+        off += (batch * model_layer_state_size(c, l, cap) + 15) / 16 * 16;
+    }
+    s->data_numel = off;
+    s->scratch_numel = m->dtype == SSMLM_F64 ? model_step_scratch_f64(c, batch) : model_step_scratch_f32(c, batch);
+    s->data = ssmlm_calloc((size_t)off * m->esize);
+    s->work = ssmlm_calloc((size_t)(4 * batch * c->d_model + 2 * batch + s->scratch_numel) * m->esize);
+    if (!s->layer_off || !s->pos || !s->data || !s->work) {
+        double gb = (double)off * (double)m->esize / 1e9;
+        ssmlm_state_free(s);
+        return ssmlm_fail(SSMLM_ERR_MEMORY, "lower the batch or the context capacity",
+                          "cannot allocate %.2f GB of inference state", gb);
+    }
+    *out = s;
+    return SSMLM_OK;
+}
+
+void ssmlm_state_free(ssmlm_state *s) {
+    if (!s) return;
+    ssmlm_free(s->data);
+    ssmlm_free(s->work);
+    free(s->layer_off);
+    free(s->pos);
+    free(s);
+}
+
+int64_t ssmlm_state_pos(const ssmlm_state *s, int64_t b) { return b >= 0 && b < s->B ? s->pos[b] : -1; }
+
+static ssmlm_status check_ids(const ssmlm_model *m, const int32_t *ids, int64_t n) {
+    for (int64_t i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= m->cfg.vocab_size)
+            return ssmlm_fail(SSMLM_ERR_INVALID, "token ids must be in [0, vocab_size)",
+                              "token %lld has id %d, outside the vocabulary of %lld", (long long)i, ids[i],
+                              (long long)m->cfg.vocab_size);
+    return SSMLM_OK;
+}
+
+static int has_attention(const ssmlm_config *c) { return strchr(c->pattern, '*') != NULL; }
+
+ssmlm_status ssmlm_model_prefill(ssmlm_model *m, ssmlm_state *s, const int32_t *ids, int64_t T, void *logits) {
+    if (s->model != m) return ssmlm_fail(SSMLM_ERR_INVALID, "create the state from this model", "state belongs to another model");
+    if (T < 1) return ssmlm_fail(SSMLM_ERR_INVALID, "give at least one prompt token", "empty prompt");
+    if (has_attention(&m->cfg) && T > s->cap)
+        return ssmlm_fail(SSMLM_ERR_INVALID, "create the state with a larger capacity",
+                          "prompt of %lld tokens exceeds the state's context capacity %lld", (long long)T, (long long)s->cap);
+    ssmlm_status st = check_ids(m, ids, s->B * T);
+    if (st != SSMLM_OK) return st;
+    return m->dtype == SSMLM_F64 ? ssmlm_model_prefill_f64(m, s, ids, T, logits)
+                                 : ssmlm_model_prefill_f32(m, s, ids, T, logits);
+}
+
+ssmlm_status ssmlm_model_step(ssmlm_model *m, ssmlm_state *s, const int32_t *ids, void *logits) {
+    if (s->model != m) return ssmlm_fail(SSMLM_ERR_INVALID, "create the state from this model", "state belongs to another model");
+    for (int64_t b = 0; b < s->B && has_attention(&m->cfg); b++)
+        if (s->pos[b] >= s->cap)
+            return ssmlm_fail(SSMLM_ERR_INVALID, "create the state with a larger capacity",
+                              "sequence %lld is at its context capacity %lld", (long long)b, (long long)s->cap);
+    ssmlm_status st = check_ids(m, ids, s->B);
+    if (st != SSMLM_OK) return st;
+    return m->dtype == SSMLM_F64 ? ssmlm_model_step_f64(m, s, ids, logits) : ssmlm_model_step_f32(m, s, ids, logits);
+}

@@ -54,6 +54,18 @@ struct ssmlm_model {
     int have_forward;
 };
 
+struct ssmlm_state {
+    const ssmlm_model *model;
+    ssmlm_dtype dtype;
+    int64_t B, cap;
+    int64_t *layer_off;           /* [n_layer] offset (elements) of each layer's [B][size] state */
+    int64_t *pos;                 /* [B] tokens seen */
+    void *data;                   /* all layer states */
+    int64_t data_numel;
+    void *work;                   /* step buffers: x, normed, y, hn [B D], stats [2B], scratch */
+    int64_t scratch_numel;
+};
+
 /* Pointer to parameter i (or its gradient) in the model's precision. */
 static inline void *model_w(const ssmlm_model *m, int i) {
     return i < 0 ? NULL : (char *)m->w + (size_t)m->params[i].info.offset * m->esize;
@@ -71,6 +83,13 @@ ssmlm_status ssmlm_model_forward_f32(ssmlm_model *m, const int32_t *ids, const i
                                      int64_t B, int64_t T, void *logits, double *loss);
 ssmlm_status ssmlm_model_forward_f64(ssmlm_model *m, const int32_t *ids, const int32_t *labels,
                                      int64_t B, int64_t T, void *logits, double *loss);
+int64_t model_layer_state_size(const ssmlm_config *c, int l, int64_t cap);
+int64_t model_step_scratch_f32(const ssmlm_config *c, int64_t B);
+int64_t model_step_scratch_f64(const ssmlm_config *c, int64_t B);
+ssmlm_status ssmlm_model_prefill_f32(ssmlm_model *m, ssmlm_state *s, const int32_t *ids, int64_t T, void *logits);
+ssmlm_status ssmlm_model_prefill_f64(ssmlm_model *m, ssmlm_state *s, const int32_t *ids, int64_t T, void *logits);
+ssmlm_status ssmlm_model_step_f32(ssmlm_model *m, ssmlm_state *s, const int32_t *ids, void *logits);
+ssmlm_status ssmlm_model_step_f64(ssmlm_model *m, ssmlm_state *s, const int32_t *ids, void *logits);
 ssmlm_status ssmlm_model_backward_f32(ssmlm_model *m, int accumulate);
 ssmlm_status ssmlm_model_backward_f64(ssmlm_model *m, int accumulate);
 
