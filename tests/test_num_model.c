@@ -6,6 +6,31 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Logits of B sequences of T tokens computed by prefill(P tokens) and then one step per
+ * token; out [B, T, V]. */
+static void prefill_then_steps(ssmlm_model *m, const int32_t *ids, int64_t B, int64_t T, int64_t P,
+                               int64_t V, real *out) {
+    ssmlm_state *st = NULL;
+    CHECK_OK(ssmlm_state_create(&st, m, B, T));
+    if (!st) return;
+    real *pre = malloc((size_t)(B * P * V) * sizeof(real)), *one = malloc((size_t)(B * V) * sizeof(real));
+    int32_t *pid = malloc((size_t)(B * P) * sizeof(int32_t)), *tok = malloc((size_t)B * sizeof(int32_t));
+    for (int64_t b = 0; b < B; b++) memcpy(pid + b * P, ids + b * T, (size_t)P * sizeof(int32_t));
+    CHECK_OK(ssmlm_model_prefill(m, st, pid, P, pre));
+    for (int64_t b = 0; b < B; b++) memcpy(out + b * T * V, pre + b * P * V, (size_t)(P * V) * sizeof(real));
+    for (int64_t t = P; t < T; t++) {
+        for (int64_t b = 0; b < B; b++) tok[b] = ids[b * T + t];
+        CHECK_OK(ssmlm_model_step(m, st, tok, one));
+        for (int64_t b = 0; b < B; b++) memcpy(out + (b * T + t) * V, one + b * V, (size_t)V * sizeof(real));
+    }
+    CHECK(ssmlm_state_pos(st, B - 1) == T, "position after decoding %lld", (long long)ssmlm_state_pos(st, B - 1));
+    free(pre);
+    free(one);
+    free(pid);
+    free(tok);
+    ssmlm_state_free(st);
+}
+
 static void golden_lm(const char *name) {
     golden g;
     if (!golden_open(&g, name)) return;
@@ -40,27 +65,10 @@ static void golden_lm(const char *name) {
     /* decode: prefill the first decode_prefill_len tokens, then one token at a time */
     cJSON *pl = cJSON_GetObjectItemCaseSensitive(g.info, "decode_prefill_len");
     int64_t P = cJSON_IsNumber(pl) ? (int64_t)pl->valuedouble : 4;
-    ssmlm_state *st = NULL;
-    CHECK_OK(ssmlm_state_create(&st, m, B, T));
-    if (st) {
-        real *dl = malloc((size_t)(B * T * V) * sizeof(real)), *pre = malloc((size_t)(B * P * V) * sizeof(real)),
-             *one = malloc((size_t)(B * V) * sizeof(real));
-        int32_t *pid = malloc((size_t)(B * P) * sizeof(int32_t)), tok[64];
-        for (int64_t b = 0; b < B; b++) memcpy(pid + b * P, ids + b * T, (size_t)P * sizeof(int32_t));
-        CHECK_OK(ssmlm_model_prefill(m, st, pid, P, pre));
-        for (int64_t b = 0; b < B; b++) memcpy(dl + b * T * V, pre + b * P * V, (size_t)(P * V) * sizeof(real));
-        for (int64_t t = P; t < T; t++) {
-            for (int64_t b = 0; b < B; b++) tok[b] = ids[b * T + t];
-            CHECK_OK(ssmlm_model_step(m, st, tok, one));
-            for (int64_t b = 0; b < B; b++) memcpy(dl + (b * T + t) * V, one + b * V, (size_t)V * sizeof(real));
-        }
-        golden_check(&g, "decode.logits", dl, B * T * V, tol_fwd);
-        free(dl);
-        free(pre);
-        free(one);
-        free(pid);
-        ssmlm_state_free(st);
-    }
+    real *dl = malloc((size_t)(B * T * V) * sizeof(real));
+    prefill_then_steps(m, ids, B, T, P, V, dl);
+    golden_check(&g, "decode.logits", dl, B * T * V, tol_fwd);
+    free(dl);
     CHECK_OK(ssmlm_model_forward(m, ids, labels, B, T, logits, &loss));
     CHECK_OK(ssmlm_model_backward(m, 0));
     int checked = 0;
@@ -251,31 +259,20 @@ static void decode_matches_forward(const char *preset) {
     int64_t B = 2, T = 40, V = ssmlm_config_vocab_padded(&c), Q = c.m2_chunk_size;
     int32_t ids[80];
     for (int i = 0; i < B * T; i++) ids[i] = (int32_t)((i * 131 + 7) % c.vocab_size);
-    real *full = malloc((size_t)(B * T * V) * sizeof(real)), *got = malloc((size_t)(B * T * V) * sizeof(real)),
-         *one = malloc((size_t)(B * V) * sizeof(real));
+    real *full = malloc((size_t)(B * T * V) * sizeof(real)), *got = malloc((size_t)(B * T * V) * sizeof(real));
     CHECK_OK(ssmlm_model_forward(m, ids, NULL, B, T, full, NULL));
     int64_t plens[3] = {Q - 3, Q, Q + 5};
     for (int k = 0; k < 3; k++) {
         int64_t P = plens[k];
-        ssmlm_state *st = NULL;
-        CHECK_OK(ssmlm_state_create(&st, m, B, T));
-        if (!st) break;
-        int32_t pid[80], tok[2];
-        for (int64_t b = 0; b < B; b++) memcpy(pid + b * P, ids + b * T, (size_t)P * sizeof(int32_t));
-        real *pre = malloc((size_t)(B * P * V) * sizeof(real));
-        CHECK_OK(ssmlm_model_prefill(m, st, pid, P, pre));
-        for (int64_t b = 0; b < B; b++) memcpy(got + b * T * V, pre + b * P * V, (size_t)(P * V) * sizeof(real));
-        free(pre);
-        for (int64_t t = P; t < T; t++) {
-            for (int64_t b = 0; b < B; b++) tok[b] = ids[b * T + t];
-            CHECK_OK(ssmlm_model_step(m, st, tok, one));
-            for (int64_t b = 0; b < B; b++) memcpy(got + (b * T + t) * V, one + b * V, (size_t)V * sizeof(real));
-        }
-        CHECK(ssmlm_state_pos(st, 1) == T, "%s: position after decoding %lld", preset, (long long)ssmlm_state_pos(st, 1));
+        prefill_then_steps(m, ids, B, T, P, V, got);
         char what[128];
         snprintf(what, sizeof what, "%s prefill %lld + steps vs forward", preset, (long long)P);
         golden_compare(what, got, full, B * T * V, REAL_IS_F64 ? 1e-10 : 2e-4);
-        /* capacity and vocabulary errors */
+        /* capacity and vocabulary errors, on a state that has seen T tokens */
+        ssmlm_state *st = NULL;
+        CHECK_OK(ssmlm_state_create(&st, m, B, T));
+        if (!st) break;
+        CHECK_OK(ssmlm_model_prefill(m, st, ids, T, NULL));
         int32_t bad[2] = {0, (int32_t)c.vocab_size};
         CHECK(ssmlm_model_step(m, st, bad, NULL) == SSMLM_ERR_INVALID, "%s: id >= vocab rejected", preset);
         if (strchr(c.pattern, '*')) {
@@ -287,7 +284,6 @@ static void decode_matches_forward(const char *preset) {
     }
     free(full);
     free(got);
-    free(one);
     ssmlm_model_free(m);
 }
 
