@@ -19,6 +19,7 @@ CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unknown-pragmas 
 CFLAGS  ?= $(OPT)
 ALL_CFLAGS = $(CFLAGS_BASE) $(CFLAGS) $(SAN)
 LDLIBS   = -lopenblas -lcjson -lm -fopenmp $(SAN)
+include mk/mpi.mk
 
 GENERIC_SRC := $(wildcard src/kernels/*.c src/layers/*.c) src/model/forward.c
 PLAIN_SRC   := $(filter-out $(GENERIC_SRC),$(wildcard src/*/*.c))

@@ -94,6 +94,10 @@ typedef struct ssmlm_config {
 
 /* A config with every field at its default (Mamba-2 defaults of the paper, RMSNorm, untied). */
 void ssmlm_config_defaults(ssmlm_config *c);
+/* Resolves "auto" sizes: n_layer = strlen(pattern), attention head_dim 0 = d_model / heads,
+ * MLP hidden 0 = 4 d_model, Mamba-1 dt_rank 0 = ceil(d_model / 16).  Presets, loaded configs
+ * and created models are always resolved. */
+void ssmlm_config_resolve(ssmlm_config *c);
 /* Checks every rule; on failure the error names the field, the rule and a valid nearby value. */
 ssmlm_status ssmlm_config_validate(const ssmlm_config *c);
 /* Padded vocabulary V. */
@@ -166,6 +170,14 @@ void ssmlm_model_init(ssmlm_model *m, uint64_t seed);
  * activations needed by ssmlm_model_backward. */
 ssmlm_status ssmlm_model_forward(ssmlm_model *m, const int32_t *ids, const int32_t *labels,
                                  int64_t B, int64_t T, void *logits, double *loss);
+/* Segment ids for the following forwards: seg [n] (n = B*T of those forwards), int32,
+ * non-decreasing within each row, numbering the documents packed into the row; a token then
+ * interacts only with earlier tokens of its own segment (SSM and conv states restart, attention
+ * is masked), as if each document ran alone.  Copied; they stay set until replaced or cleared
+ * with seg = NULL (one segment per row).  ssmlm_model_forward rejects them when n != B*T or
+ * when they decrease within a row; the backward uses those of its forward; prefill ignores
+ * them. */
+ssmlm_status ssmlm_model_set_segments(ssmlm_model *m, const int32_t *seg, int64_t n);
 /* Gradients of the last forward's mean loss, written into the gradient arena (overwritten
  * when accumulate is 0, added to otherwise). */
 ssmlm_status ssmlm_model_backward(ssmlm_model *m, int accumulate);

@@ -67,12 +67,12 @@ static void case_free(at_case *a) {
 }
 
 static void forward(at_case *a) {
-    RNAME(attention_forward)(&a->c, a->w, a->B, a->T, a->x, a->y, a->acts, a->scratch, NULL,
+    RNAME(attention_forward)(&a->c, a->w, a->B, a->T, NULL, a->x, a->y, a->acts, a->scratch, NULL,
                              NULL, 0);
 }
 
 static void backward(at_case *a) {
-    RNAME(attention_backward)(&a->c, a->w, a->gw, a->B, a->T, a->x, a->acts, a->dout, a->dx,
+    RNAME(attention_backward)(&a->c, a->w, a->gw, a->B, a->T, NULL, a->x, a->acts, a->dout, a->dx,
                               a->scratch);
 }
 
@@ -99,7 +99,7 @@ static void prefill_and_step(at_case *a, int64_t P, int64_t cap, real *out) {
         real *scr = alloc_real(RNAME(attention_scratch_size)(c, B, P));
         for (int64_t b = 0; b < B; b++)
             memcpy(xp + b * P * D, a->x + b * T * D, (size_t)(P * D) * sizeof(real));
-        RNAME(attention_forward)(c, a->w, B, P, xp, yp, acts, scr, NULL, state, cap);
+        RNAME(attention_forward)(c, a->w, B, P, NULL, xp, yp, acts, scr, NULL, state, cap);
         for (int64_t b = 0; b < B; b++)
             memcpy(out + b * T * D, yp + b * P * D, (size_t)(P * D) * sizeof(real));
         free(xp);
@@ -329,7 +329,7 @@ static void kern_backward(kern_case *k) {
 
 /* Strip sizes 1, 3, 64 and T give the reference output; backward agrees across strip sizes. */
 static void test_kernel_strips(int64_t B, int64_t T, int64_t Hq, int64_t Hk, int64_t hd) {
-    attn_shape s = {B, T, Hq, Hk, hd, 1.0 / sqrt((double)hd), T};
+    attn_shape s = {B, T, Hq, Hk, hd, 1.0 / sqrt((double)hd), T, NULL};
     kern_case k;
     kern_alloc(&k, s, 7 + (uint64_t)T);
     int64_t BT = B * T, no = BT * k.ldo;
@@ -371,7 +371,7 @@ static void test_kernel_strips(int64_t B, int64_t T, int64_t Hq, int64_t Hk, int
 /* Decode kernel: the last query row of every sequence, against the sequence kernel. */
 static void test_kernel_decode(void) {
     int64_t B = 3, T = 150, Hq = 4, Hk = 2, hd = 5;
-    attn_shape s = {B, T, Hq, Hk, hd, 0.4, 16};
+    attn_shape s = {B, T, Hq, Hk, hd, 0.4, 16, NULL};
     kern_case k;
     kern_alloc(&k, s, 99);
     kern_forward(&k);
@@ -508,7 +508,7 @@ static double kern_loss(void *ctx) {
 
 /* Kernel gradients by finite differences with several strips per sequence. */
 static void test_kernel_fd(void) {
-    attn_shape s = {2, 13, 4, 2, 3, 0.7, 4};
+    attn_shape s = {2, 13, 4, 2, 3, 0.7, 4, NULL};
     kern_case k;
     kern_alloc(&k, s, 3);
     kern_forward(&k);
@@ -541,7 +541,7 @@ static void test_decode(const at_cfg *f) {
     const ssmlm_config *c = &a.c;
     int64_t cap = T + 2, ssz = ssmlm_attention_state_size(c, cap);
     real *s1 = alloc_real(B * ssz), *s2 = alloc_real(B * ssz), *y = alloc_real(M);
-    RNAME(attention_forward)(c, a.w, B, T, a.x, y, a.acts, a.scratch, NULL, s1, cap);
+    RNAME(attention_forward)(c, a.w, B, T, NULL, a.x, y, a.acts, a.scratch, NULL, s1, cap);
     real *xs = alloc_real(B * D), *ys = alloc_real(B * D);
     real *scr = alloc_real(RNAME(attention_scratch_size)(c, B, 1));
     int64_t pos[2];
@@ -562,7 +562,7 @@ static void test_decode(const at_cfg *f) {
 
     /* forward without acts */
     real *scr2 = alloc_real(RNAME(attention_scratch_size)(c, B, T));
-    RNAME(attention_forward)(c, a.w, B, T, a.x, y, NULL, scr2, NULL, NULL, 0);
+    RNAME(attention_forward)(c, a.w, B, T, NULL, a.x, y, NULL, scr2, NULL, NULL, 0);
     snprintf(what, sizeof what, "attention [%s] forward without acts", f->name);
     golden_compare(what, y, a.y, M, 0);
     free(scr2);
@@ -605,8 +605,8 @@ static void test_batch_independence(const at_cfg *f) {
     /* prefill each alone into its own slot */
     real *acts = alloc_real(RNAME(attention_acts_size)(c, 1, PB));
     real *scr = alloc_real(RNAME(attention_scratch_size)(c, 1, PB));
-    RNAME(attention_forward)(c, A.w, 1, PA, A.x, y, acts, scr, NULL, state, cap);
-    RNAME(attention_forward)(c, A.w, 1, PB, Bc.x, y, acts, scr, NULL, state + ssz, cap);
+    RNAME(attention_forward)(c, A.w, 1, PA, NULL, A.x, y, acts, scr, NULL, state, cap);
+    RNAME(attention_forward)(c, A.w, 1, PB, NULL, Bc.x, y, acts, scr, NULL, state + ssz, cap);
     /* then step both together while both have tokens */
     real *xs = alloc_real(2 * D), *ys = alloc_real(2 * D), *outA = alloc_real(TA * D),
          *outB = alloc_real(TB * D);

@@ -646,12 +646,12 @@ static void m1_prob_free(m1_prob *p) {
 }
 
 static void m1_forward(m1_prob *p, int with_acts, const real *state0, real *state1) {
-    RNAME(mamba1_forward)(&p->c, p->w, p->B, p->T, p->x, p->y, with_acts ? p->acts : NULL,
+    RNAME(mamba1_forward)(&p->c, p->w, p->B, p->T, NULL, p->x, p->y, with_acts ? p->acts : NULL,
                           p->scratch, state0, state1, 0);
 }
 
 static void m1_backward(m1_prob *p) {
-    RNAME(mamba1_backward)(&p->c, p->w, p->gw, p->B, p->T, p->x, p->acts, p->dout, p->dx,
+    RNAME(mamba1_backward)(&p->c, p->w, p->gw, p->B, p->T, NULL, p->x, p->acts, p->dout, p->dx,
                            p->scratch);
 }
 

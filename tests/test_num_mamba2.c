@@ -479,7 +479,7 @@ static void test_layer_golden(const char *name) {
 
     /* forward, with the final states */
     real *st = alloc_r(B * L.ss), *conv = alloc_r(B * L.cd * L.K), *ssm = alloc_r(B * L.H * L.P * L.N);
-    RNAME(mamba2_forward)(&L.c, L.w, B, T, L.x, L.y, L.acts, L.scratch, NULL, st, 0);
+    RNAME(mamba2_forward)(&L.c, L.w, B, T, NULL, L.x, L.y, L.acts, L.scratch, NULL, st, 0);
     golden_check(&g, "output.out", L.y, BT * D, GOLDEN_TOL_FWD);
     split_state(&L, st, conv, ssm);
     golden_check(&g, "output.conv_state", conv, B * L.cd * L.K, GOLDEN_TOL_FWD);
@@ -495,7 +495,7 @@ static void test_layer_golden(const char *name) {
 
     /* forward without states gives the same output */
     real *y2 = alloc_r(BT * D);
-    RNAME(mamba2_forward)(&L.c, L.w, B, T, L.x, y2, L.acts, L.scratch, NULL, NULL, 0);
+    RNAME(mamba2_forward)(&L.c, L.w, B, T, NULL, L.x, y2, L.acts, L.scratch, NULL, NULL, 0);
     golden_check(&g, "output.out", y2, BT * D, GOLDEN_TOL_FWD);
 
     /* decode: one step per token from zero states */
@@ -511,7 +511,7 @@ static void test_layer_golden(const char *name) {
         real *gp = L.gw[params[i].slot];
         for (int64_t j = 0; gp && j < L.wn[params[i].slot]; j++) gp[j] = 1;
     }
-    RNAME(mamba2_backward)(&L.c, L.w, L.gw, B, T, L.x, L.acts, L.dy, L.dx, L.scratch);
+    RNAME(mamba2_backward)(&L.c, L.w, L.gw, B, T, NULL, L.x, L.acts, L.dy, L.dx, L.scratch);
     golden_check(&g, "grad.u", L.dx, BT * D, GOLDEN_TOL_GRAD);
     for (size_t i = 0; i < np; i++) {
         real *gp = L.gw[params[i].slot];
@@ -552,7 +552,7 @@ static void test_layer_state_passing(void) {
     const int64_t B = L.B, T = L.T, D = L.D, BT = B * T, t1 = 6, t2 = T - t1;
     const double tol = REAL_IS_F64 ? 1e-11 : 2e-4;
     real *st = alloc_r(B * L.ss);
-    RNAME(mamba2_forward)(&L.c, L.w, B, T, L.x, L.y, L.acts, L.scratch, NULL, st, 0);
+    RNAME(mamba2_forward)(&L.c, L.w, B, T, NULL, L.x, L.y, L.acts, L.scratch, NULL, st, 0);
 
     /* split in two */
     layer A, C;
@@ -565,8 +565,8 @@ static void test_layer_state_passing(void) {
         memcpy(C.x + b * t2 * D, L.x + (b * T + t1) * D, (size_t)(t2 * D) * sizeof(real));
     }
     real *sa = alloc_r(B * L.ss), *sc = alloc_r(B * L.ss);
-    RNAME(mamba2_forward)(&A.c, A.w, B, t1, A.x, A.y, A.acts, A.scratch, NULL, sa, 0);
-    RNAME(mamba2_forward)(&C.c, C.w, B, t2, C.x, C.y, C.acts, C.scratch, sa, sc, 0);
+    RNAME(mamba2_forward)(&A.c, A.w, B, t1, NULL, A.x, A.y, A.acts, A.scratch, NULL, sa, 0);
+    RNAME(mamba2_forward)(&C.c, C.w, B, t2, NULL, C.x, C.y, C.acts, C.scratch, sa, sc, 0);
     real *y2 = alloc_r(BT * D);
     for (int64_t b = 0; b < B; b++) {
         memcpy(y2 + b * T * D, A.y + b * t1 * D, (size_t)(t1 * D) * sizeof(real));
@@ -578,7 +578,7 @@ static void test_layer_state_passing(void) {
     CHECK(e <= tol, "mamba2 layer: state after continuation: rel %.3g", e);
     /* the same, continuing in place (state0 == state1) */
     memcpy(sc, sa, (size_t)(B * L.ss) * sizeof(real));
-    RNAME(mamba2_forward)(&C.c, C.w, B, t2, C.x, C.y, C.acts, C.scratch, sc, sc, 0);
+    RNAME(mamba2_forward)(&C.c, C.w, B, t2, NULL, C.x, C.y, C.acts, C.scratch, sc, sc, 0);
     e = rel_err(sc, st, B * L.ss);
     CHECK(e <= tol, "mamba2 layer: in-place state continuation: rel %.3g", e);
 
@@ -589,7 +589,7 @@ static void test_layer_state_passing(void) {
         if (L.w[s]) memcpy(S.w[s], L.w[s], (size_t)L.wn[s] * sizeof(real));
     for (int64_t b = 0; b < B; b++) memcpy(S.x + b * 2 * D, C.x + b * t2 * D, (size_t)(2 * D) * sizeof(real));
     real *s2 = alloc_r(B * L.ss), *ref = alloc_r(B * L.ss);
-    RNAME(mamba2_forward)(&S.c, S.w, B, 2, S.x, S.y, S.acts, S.scratch, sa, s2, 0);
+    RNAME(mamba2_forward)(&S.c, S.w, B, 2, NULL, S.x, S.y, S.acts, S.scratch, sa, s2, 0);
     memcpy(ref, sa, (size_t)(B * L.ss) * sizeof(real));
     real *xt = alloc_r(B * D), *yt = alloc_r(B * D), *scr = alloc_r(RNAME(mamba2_scratch_size)(&L.c, B, 1));
     double es = 0;
@@ -618,7 +618,8 @@ static void test_layer_state_passing(void) {
 #if REAL_IS_F64
 static double layer_loss(void *ctx) {
     layer *L = ctx;
-    RNAME(mamba2_forward)(&L->c, L->w, L->B, L->T, L->x, L->y, L->acts, L->scratch, NULL, NULL, 0);
+    RNAME(mamba2_forward)(&L->c, L->w, L->B, L->T, NULL, L->x, L->y, L->acts, L->scratch, NULL,
+                          NULL, 0);
     double l = 0;
     for (int64_t i = 0; i < L->B * L->T * L->D; i++) l += L->y[i] * L->dy[i];
     return l;
@@ -635,7 +636,7 @@ static void test_layer_fd(void) {
                    cases[ci].Q, cases[ci].conv_bias, cases[ci].B, cases[ci].T);
         layer_randomize(&L, 300 + ci);
         layer_loss(&L);
-        RNAME(mamba2_backward)(&L.c, L.w, L.gw, L.B, L.T, L.x, L.acts, L.dy, L.dx, L.scratch);
+        RNAME(mamba2_backward)(&L.c, L.w, L.gw, L.B, L.T, NULL, L.x, L.acts, L.dy, L.dx, L.scratch);
         static const char *names[M2_NSLOTS] = {NULL, NULL, "in_proj", "conv_w", "conv_b",
                                                "dt_bias", "A_log", "D", "norm_w", "out_proj"};
         for (int s = M2_IN_PROJ; s < M2_NSLOTS; s++) {

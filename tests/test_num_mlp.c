@@ -52,11 +52,12 @@ static void case_free(mlp_case *m) {
 }
 
 static void forward(mlp_case *m) {
-    RNAME(mlp_forward)(&m->c, m->w, m->B, m->T, m->x, m->y, m->acts, m->scratch, NULL, NULL, 0);
+    RNAME(mlp_forward)(&m->c, m->w, m->B, m->T, NULL, m->x, m->y, m->acts, m->scratch, NULL, NULL,
+                       0);
 }
 
 static void backward(mlp_case *m) {
-    RNAME(mlp_backward)(&m->c, m->w, m->gw, m->B, m->T, m->x, m->acts, m->dout, m->dx,
+    RNAME(mlp_backward)(&m->c, m->w, m->gw, m->B, m->T, NULL, m->x, m->acts, m->dout, m->dx,
                         m->scratch);
 }
 
@@ -220,7 +221,7 @@ static void test_conventions(int act) {
 
     real *y0 = malloc((size_t)M * sizeof(real)), *y1 = malloc((size_t)M * sizeof(real));
     memcpy(y0, m.y, (size_t)M * sizeof(real));
-    RNAME(mlp_forward)(&m.c, m.w, B, T, m.x, y1, NULL, m.scratch, NULL, NULL, 0);
+    RNAME(mlp_forward)(&m.c, m.w, B, T, NULL, m.x, y1, NULL, m.scratch, NULL, NULL, 0);
     snprintf(what, sizeof what, "mlp %s forward without acts", act_name(act));
     golden_compare(what, y1, y0, M, 0);
 

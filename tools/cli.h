@@ -26,5 +26,6 @@ int cli_load_config(ssmlm_config *c, const char *preset, const char *config_path
 int cmd_info(int argc, char **argv);
 int cmd_pattern(int argc, char **argv);
 int cmd_forward(int argc, char **argv);
+int cmd_train(int argc, char **argv);
 
 #endif

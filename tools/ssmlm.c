@@ -12,6 +12,7 @@ static const struct {
     {"info", cmd_info, "parameter counts, layer pattern and memory of a preset or config"},
     {"pattern", cmd_pattern, "hybrid layer pattern from the paper's Algorithm 1"},
     {"forward", cmd_forward, "run a checkpoint on token ids, write logits and loss"},
+    {"train", cmd_train, "train a model on token data, text or a synthetic task"},
 };
 #define N_COMMANDS (int)(sizeof k_commands / sizeof k_commands[0])
 

@@ -25,7 +25,8 @@ const char *ssmlm_st_dtype_name(int dtype) {
 static int cmp_offset(const void *a, const void *b) {
     const ssmlm_st_tensor *x = a, *y = b;
     const char *px = x->data, *py = y->data;
-    return px < py ? -1 : px > py;
+    if (px != py) return px < py ? -1 : 1;
+    return (x->nbytes > y->nbytes) - (x->nbytes < y->nbytes); /* empty tensors first at a shared offset */
 }
 
 static int cmp_name(const void *a, const void *b) {

@@ -45,38 +45,61 @@ void RNAME(rope_apply)(real *x, int64_t ld, int64_t B, int64_t T, int64_t nh, in
     }
 }
 
-/* One strip of the forward: query rows r0 .. r0+nr-1 of (b, h) against keys 0 .. r0+nr-1.
- * S: [nr, n] work, il: [nr] work. */
+/* First token of the segment of token t (sg: one row's segment ids). */
+static int64_t seg_first(const int32_t *sg, int64_t t) {
+    int64_t f = t;
+    while (f > 0 && sg[f - 1] == sg[t]) f--;
+    return f;
+}
+
+/* Key window of a strip: keys k0 .. r0+nr-1, k0 = the first key any of its rows can see (0
+ * without segments).  Row i of the strip sees keys lo .. nv-1 of the window, updated row by
+ * row: lo moves to the row itself where a new segment starts. */
+static int64_t strip_k0(const attn_shape *s, int64_t b, int64_t r0) {
+    return s->seg ? seg_first(s->seg + b * s->T, r0) : 0;
+}
+static int64_t strip_lo(const attn_shape *s, int64_t b, int64_t t, int64_t k0, int64_t lo_prev,
+                        int first) {
+    const int32_t *sg = s->seg ? s->seg + b * s->T : NULL;
+    if (sg && !first && sg[t] != sg[t - 1]) return t - k0;
+    return first ? 0 : lo_prev;
+}
+
+/* One strip of the forward: query rows r0 .. r0+nr-1 of (b, h) against keys k0 .. r0+nr-1.
+ * S: [nr, n - k0] work, il: [nr] work. */
 static void strip_forward(const attn_shape *s, const real *q, const real *k, const real *v,
                           int64_t ld, real *o, int64_t ldo, real *lse, int64_t b, int64_t h,
                           int64_t r0, int64_t nr, real *S, real *il) {
     int64_t T = s->T, hd = s->hd, g = h / (s->Hq / s->Hk), n = r0 + nr;
+    int64_t k0 = strip_k0(s, b, r0), nk = n - k0, lo = 0;
     const real *Q = q + (b * T + r0) * ld + h * hd;
-    const real *K = k + b * T * ld + g * hd;
-    const real *V = v + b * T * ld + g * hd;
+    const real *K = k + (b * T + k0) * ld + g * hd;
+    const real *V = v + (b * T + k0) * ld + g * hd;
     real *O = o + (b * T + r0) * ldo + h * hd;
-    /* S = scale Q K^T  [nr, n] */
-    RNAME(gemm)(0, 1, nr, n, hd, (real)s->scale, Q, ld, K, ld, 0, S, n);
+    /* S = scale Q K^T  [nr, nk] */
+    RNAME(gemm)(0, 1, nr, nk, hd, (real)s->scale, Q, ld, K, ld, 0, S, nk);
     for (int64_t i = 0; i < nr; i++) {
-        real *row = S + i * n;
-        int64_t nv = r0 + i + 1; /* visible keys */
-        real m = row[0];
+        real *row = S + i * nk;
+        int64_t nv = r0 + i + 1 - k0; /* visible keys: lo .. nv-1 */
+        lo = strip_lo(s, b, r0 + i, k0, lo, i == 0);
+        real m = row[lo];
 #pragma omp simd reduction(max : m)
-        for (int64_t j = 1; j < nv; j++) m = row[j] > m ? row[j] : m;
+        for (int64_t j = lo + 1; j < nv; j++) m = row[j] > m ? row[j] : m;
         /* p_j = exp(s_j - m), l = sum_j p_j */
         real l = 0;
 #pragma omp simd reduction(+ : l)
-        for (int64_t j = 0; j < nv; j++) {
+        for (int64_t j = lo; j < nv; j++) {
             real p = RNAME(vexp)(row[j] - m);
             row[j] = p;
             l += p;
         }
-        for (int64_t j = nv; j < n; j++) row[j] = 0;
+        for (int64_t j = 0; j < lo; j++) row[j] = 0;
+        for (int64_t j = nv; j < nk; j++) row[j] = 0;
         il[i] = (real)1 / l;
         lse[(b * s->Hq + h) * T + r0 + i] = m + RLOG(l);
     }
     /* O = diag(1/l) P V  [nr, hd] */
-    RNAME(gemm)(0, 0, nr, hd, n, 1, S, n, V, ld, 0, O, ldo);
+    RNAME(gemm)(0, 0, nr, hd, nk, 1, S, nk, V, ld, 0, O, ldo);
     for (int64_t i = 0; i < nr; i++)
         for (int64_t d = 0; d < hd; d++) O[i * ldo + d] *= il[i];
 }
@@ -122,17 +145,18 @@ void RNAME(attn_forward)(const attn_shape *s, const real *q, const real *k, cons
 }
 
 /* One strip of the backward: query rows r0 .. r0+nr-1 of (b, h).  Writes dq of these rows and
- * adds into dk, dv of keys 0 .. r0+nr-1.  P, dP: [nr, n] work, D: [nr] work. */
+ * adds into dk, dv of keys k0 .. r0+nr-1.  P, dP: [nr, n - k0] work, D: [nr] work. */
 static void strip_backward(const attn_shape *s, const real *q, const real *k, const real *v,
                            int64_t ld, const real *o, int64_t ldo, const real *dout,
                            int64_t lddo, const real *lse, real *dq, real *dk, real *dv,
                            int64_t ldd, int64_t b, int64_t h, int64_t r0, int64_t nr, real *P,
                            real *dP, real *D) {
     int64_t T = s->T, hd = s->hd, g = h / (s->Hq / s->Hk), n = r0 + nr;
+    int64_t k0 = strip_k0(s, b, r0), nk = n - k0, lo = 0;
     real scale = (real)s->scale;
     const real *Q = q + (b * T + r0) * ld + h * hd;
-    const real *K = k + b * T * ld + g * hd;
-    const real *V = v + b * T * ld + g * hd;
+    const real *K = k + (b * T + k0) * ld + g * hd;
+    const real *V = v + (b * T + k0) * ld + g * hd;
     const real *O = o + (b * T + r0) * ldo + h * hd;
     const real *dO = dout + (b * T + r0) * lddo + h * hd;
     const real *L = lse + (b * s->Hq + h) * T + r0;
@@ -142,28 +166,30 @@ static void strip_backward(const attn_shape *s, const real *q, const real *k, co
         for (int64_t d = 0; d < hd; d++) acc += dO[i * lddo + d] * O[i * ldo + d];
         D[i] = acc;
     }
-    /* P = exp(scale Q K^T - lse), causal */
-    RNAME(gemm)(0, 1, nr, n, hd, scale, Q, ld, K, ld, 0, P, n);
+    /* P = exp(scale Q K^T - lse), causal (and within the segment) */
+    RNAME(gemm)(0, 1, nr, nk, hd, scale, Q, ld, K, ld, 0, P, nk);
     for (int64_t i = 0; i < nr; i++) {
-        real *row = P + i * n, li = L[i];
-        int64_t nv = r0 + i + 1;
+        real *row = P + i * nk, li = L[i];
+        int64_t nv = r0 + i + 1 - k0;
+        lo = strip_lo(s, b, r0 + i, k0, lo, i == 0);
 #pragma omp simd
-        for (int64_t j = 0; j < nv; j++) row[j] = RNAME(vexp)(row[j] - li);
-        for (int64_t j = nv; j < n; j++) row[j] = 0;
+        for (int64_t j = lo; j < nv; j++) row[j] = RNAME(vexp)(row[j] - li);
+        for (int64_t j = 0; j < lo; j++) row[j] = 0;
+        for (int64_t j = nv; j < nk; j++) row[j] = 0;
     }
     /* dP = dO V^T, then dS = P (dP - D) in place */
-    RNAME(gemm)(0, 1, nr, n, hd, 1, dO, lddo, V, ld, 0, dP, n);
+    RNAME(gemm)(0, 1, nr, nk, hd, 1, dO, lddo, V, ld, 0, dP, nk);
     for (int64_t i = 0; i < nr; i++) {
-        real *pr = P + i * n, *dr = dP + i * n, di = D[i];
+        real *pr = P + i * nk, *dr = dP + i * nk, di = D[i];
 #pragma omp simd
-        for (int64_t j = 0; j < n; j++) dr[j] = pr[j] * (dr[j] - di);
+        for (int64_t j = 0; j < nk; j++) dr[j] = pr[j] * (dr[j] - di);
     }
     /* dq = scale dS K;  dk += scale dS^T Q;  dv += P^T dO */
     real *dQ = dq + (b * T + r0) * ldd + h * hd;
-    real *dK = dk + b * T * ldd + g * hd, *dV = dv + b * T * ldd + g * hd;
-    RNAME(gemm)(0, 0, nr, hd, n, scale, dP, n, K, ld, 0, dQ, ldd);
-    RNAME(gemm)(1, 0, n, hd, nr, scale, dP, n, Q, ld, 1, dK, ldd);
-    RNAME(gemm)(1, 0, n, hd, nr, 1, P, n, dO, lddo, 1, dV, ldd);
+    real *dK = dk + (b * T + k0) * ldd + g * hd, *dV = dv + (b * T + k0) * ldd + g * hd;
+    RNAME(gemm)(0, 0, nr, hd, nk, scale, dP, nk, K, ld, 0, dQ, ldd);
+    RNAME(gemm)(1, 0, nk, hd, nr, scale, dP, nk, Q, ld, 1, dK, ldd);
+    RNAME(gemm)(1, 0, nk, hd, nr, 1, P, nk, dO, lddo, 1, dV, ldd);
 }
 
 void RNAME(attn_backward)(const attn_shape *s, const real *q, const real *k, const real *v,

@@ -5,7 +5,8 @@
  * Layout: q, k, v are column slices of one row-major buffer with row stride ld (the layer's
  * qkv projection): row b*T + t holds q heads [Hq, hd] at q, k heads [Hk, hd] at k and v heads
  * [Hk, hd] at v.  Query head h uses kv head h / (Hq / Hk).  Scores are scale * q.k; query t
- * sees keys 0..t.
+ * sees keys 0..t, or with segment ids (seg) only the keys j <= t of its own segment
+ * (seg[j] == seg[t]): documents packed into one row do not attend to each other.
  *
  * The sequence kernels work on strips of bq query rows against all keys they can see: two
  * GEMMs (S = Q K^T, O = P V) per strip, the softmax between them.  Backward recomputes P from
@@ -23,6 +24,7 @@ typedef struct attn_shape {
     int64_t hd;       /* head dim */
     double scale;     /* softmax scale */
     int64_t bq;       /* query rows per strip (>= 1) */
+    const int32_t *seg; /* [B, T] segment ids, non-decreasing per row, or NULL (one per row) */
 } attn_shape;
 
 /* Reals of one worker's work area: strip(s) [bq, T] plus a row vector [bq]. */
@@ -46,7 +48,7 @@ void RNAME(rope_apply)(real *x, int64_t ld, int64_t B, int64_t T, int64_t nh, in
  *   q, k, v: rows [B*T] with stride ld (see top);  o: [B*T, Hq*hd] with stride ldo;
  *   lse: [B, Hq, T] row log-sum-exp of the scaled, masked scores (saved for backward);
  *   work: nwork areas of attn_work_size(s, 0) reals.
- *   o[t] = sum_{j<=t} softmax_j(scale q_t.k_j) v_j. */
+ *   o[t] = sum_{j<=t, same segment} softmax_j(scale q_t.k_j) v_j. */
 void RNAME(attn_forward)(const attn_shape *s, const real *q, const real *k, const real *v,
                          int64_t ld, real *o, int64_t ldo, real *lse, real *work, int nwork);
 

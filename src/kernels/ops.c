@@ -68,20 +68,24 @@ static real *conv_weight_t(const real *w, int64_t C, int64_t K) {
 }
 
 void RNAME(conv1d_forward)(real *y, int64_t ldy, const real *x, int64_t ldx, const real *w,
-                           const real *b, const real *state0, int64_t B, int64_t T, int64_t C,
-                           int64_t K) {
+                           const real *b, const real *state0, const int32_t *seg, int64_t B,
+                           int64_t T, int64_t C, int64_t K) {
     real *wt = conv_weight_t(w, C, K);
 #pragma omp parallel for collapse(2) schedule(static)
     for (int64_t bb = 0; bb < B; bb++)
         for (int64_t t = 0; t < T; t++) {
             const real *xb = x + bb * T * ldx;
             const real *sb = state0 ? state0 + bb * C * K : NULL;
+            const int32_t *sg = seg ? seg + bb * T : NULL;
+            /* with segments, the history in state0 belongs to the row's first segment */
+            if (sg && sg[t] != sg[0]) sb = NULL;
             real *yr = y + (bb * T + t) * ldy;
             for (int64_t c = 0; c < C; c++) yr[c] = b ? b[c] : 0;
             for (int64_t k = 0; k < K; k++) {
                 int64_t ti = t - (K - 1) + k;
                 const real *wk = wt + k * C;
                 if (ti >= 0) {
+                    if (sg && sg[ti] != sg[t]) continue; /* an earlier segment reads 0 */
                     const real *xr = xb + ti * ldx;
                     for (int64_t c = 0; c < C; c++) yr[c] += wk[c] * xr[c];
                 } else if (sb) {
@@ -93,19 +97,20 @@ void RNAME(conv1d_forward)(real *y, int64_t ldy, const real *x, int64_t ldx, con
 }
 
 void RNAME(conv1d_backward)(real *dx, int64_t ldx, real *dw, real *db, const real *dy,
-                            int64_t ldy, const real *x, int64_t ldx_in, const real *w, int64_t B,
-                            int64_t T, int64_t C, int64_t K) {
+                            int64_t ldy, const real *x, int64_t ldx_in, const real *w,
+                            const int32_t *seg, int64_t B, int64_t T, int64_t C, int64_t K) {
     if (dx) {
         real *wt = conv_weight_t(w, C, K);
-        /* dx_s = sum_k w[k] dy_{s + K-1-k} */
+        /* dx_s = sum_k w[k] dy_{s + K-1-k}  (over the taps t of s's own segment) */
 #pragma omp parallel for collapse(2) schedule(static)
         for (int64_t bb = 0; bb < B; bb++)
             for (int64_t s = 0; s < T; s++) {
+                const int32_t *sg = seg ? seg + bb * T : NULL;
                 real *dxr = dx + (bb * T + s) * ldx;
                 for (int64_t c = 0; c < C; c++) dxr[c] = 0;
                 for (int64_t k = 0; k < K; k++) {
                     int64_t t = s + (K - 1) - k;
-                    if (t >= T) continue;
+                    if (t >= T || (sg && sg[t] != sg[s])) continue;
                     const real *wk = wt + k * C, *g = dy + (bb * T + t) * ldy;
                     for (int64_t c = 0; c < C; c++) dxr[c] += wk[c] * g[c];
                 }
@@ -123,11 +128,12 @@ void RNAME(conv1d_backward)(real *dx, int64_t ldx, real *dw, real *db, const rea
 #pragma omp for collapse(2) schedule(static)
             for (int64_t bb = 0; bb < B; bb++)
                 for (int64_t t = 0; t < T; t++) {
+                    const int32_t *sg = seg ? seg + bb * T : NULL;
                     const real *g = dy + (bb * T + t) * ldy;
                     for (int64_t c = 0; c < C; c++) my[K * C + c] += g[c];
                     for (int64_t k = 0; k < K; k++) {
                         int64_t ti = t - (K - 1) + k;
-                        if (ti < 0) continue;
+                        if (ti < 0 || (sg && sg[ti] != sg[t])) continue;
                         const real *xr = x + (bb * T + ti) * ldx_in;
                         real *pk = my + k * C;
                         for (int64_t c = 0; c < C; c++) pk[c] += g[c] * xr[c];
@@ -146,16 +152,18 @@ void RNAME(conv1d_backward)(real *dx, int64_t ldx, real *dw, real *db, const rea
 }
 
 void RNAME(conv1d_final_state)(real *state, const real *x, int64_t ldx, const real *state0,
-                               int64_t B, int64_t T, int64_t C, int64_t K) {
-    for (int64_t bb = 0; bb < B; bb++)
+                               const int32_t *seg, int64_t B, int64_t T, int64_t C, int64_t K) {
+    for (int64_t bb = 0; bb < B; bb++) {
+        const int32_t *sg = seg ? seg + bb * T : NULL;
+        const real *sb = state0 && (!sg || sg[0] == sg[T - 1]) ? state0 + bb * C * K : NULL;
         for (int64_t c = 0; c < C; c++)
             for (int64_t k = 0; k < K; k++) {
                 int64_t t = T - K + k; /* k = K-1 is the last token */
-                real v = (t < -(K - 1)) ? 0
-                                        : conv_in(x + bb * T * ldx, ldx,
-                                                  state0 ? state0 + bb * C * K : NULL, t, c, K);
+                int keep = t >= -(K - 1) && (t < 0 || !sg || sg[t] == sg[T - 1]);
+                real v = keep ? conv_in(x + bb * T * ldx, ldx, sb, t, c, K) : 0;
                 state[(bb * C + c) * K + k] = v;
             }
+    }
 }
 
 void RNAME(conv1d_step)(real *y, int64_t ldy, const real *x, int64_t ldx, real *state,

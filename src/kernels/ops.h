@@ -23,18 +23,23 @@ void RNAME(linear_backward)(real *dx, real *dW, real *db, const real *dy, const 
 
 /* Causal depthwise conv over time.  x, y: [B, T, C] with channel stride ld (>= C);
  * w: [C, K] (tap K-1 multiplies the current token); b: [C] or NULL.
- * state0: [B, C, K] earlier inputs (index K-1 newest) or NULL for zeros. */
+ * state0: [B, C, K] earlier inputs (index K-1 newest) or NULL for zeros.
+ * seg: [B, T] segment ids (non-decreasing within a row) or NULL (one segment per row): a tap
+ * reads 0 when its token lies in another segment than the current token; the inputs of state0
+ * belong to the row's first segment. */
 void RNAME(conv1d_forward)(real *y, int64_t ldy, const real *x, int64_t ldx, const real *w,
-                           const real *b, const real *state0, int64_t B, int64_t T, int64_t C,
-                           int64_t K);
+                           const real *b, const real *state0, const int32_t *seg, int64_t B,
+                           int64_t T, int64_t C, int64_t K);
 /* dy: [B,T,C] (ld ldy) -> dx (overwrite, ld ldx), dw += , db += (NULL to skip).
- * Assumes a zero initial state. */
+ * Assumes a zero initial state; seg as in the forward. */
 void RNAME(conv1d_backward)(real *dx, int64_t ldx, real *dw, real *db, const real *dy,
-                            int64_t ldy, const real *x, int64_t ldx_in, const real *w, int64_t B,
-                            int64_t T, int64_t C, int64_t K);
-/* State after a sequence: [B, C, K] last K inputs, zero-padded on the left.  state0 as above. */
+                            int64_t ldy, const real *x, int64_t ldx_in, const real *w,
+                            const int32_t *seg, int64_t B, int64_t T, int64_t C, int64_t K);
+/* State after a sequence: [B, C, K] last K inputs, zero-padded on the left.  state0 as above;
+ * with seg, inputs outside the last token's segment read 0 (the state a fresh sequence would
+ * have after that segment alone, continuing state0 only when the row is one segment). */
 void RNAME(conv1d_final_state)(real *state, const real *x, int64_t ldx, const real *state0,
-                               int64_t B, int64_t T, int64_t C, int64_t K);
+                               const int32_t *seg, int64_t B, int64_t T, int64_t C, int64_t K);
 /* One token: x [B, C] (ld ldx) pushed into state [B, C, K]; y [B, C] (ld ldy). */
 void RNAME(conv1d_step)(real *y, int64_t ldy, const real *x, int64_t ldx, real *state,
                         const real *w, const real *b, int64_t B, int64_t C, int64_t K);

@@ -59,6 +59,7 @@ static void forward_task(const scan_io *s, int64_t b, int64_t k0, int64_t k1, re
     const real *u = s->u + b * T * s->ld_u, *dl = s->delta + b * T * s->ld_delta;
     const real *Bm = s->Bm + b * T * s->ld_B, *Cm = s->Cm + b * T * s->ld_C;
     const real *z = s->z ? s->z + b * T * s->ld_z : NULL;
+    const int32_t *sgid = s->seg ? s->seg + b * T : NULL;
     real *o = out + b * T * ld_out;
     real At[GMAX][NB][EB], h[GMAX][NB][EB], Dv[GMAX][EB];
     real dt[EB], sg[EB], uu[EB], dtu[EB], acc[EB];
@@ -86,6 +87,10 @@ static void forward_task(const scan_io *s, int64_t b, int64_t k0, int64_t k1, re
                     for (int64_t e = 0; e < ne; e++)
                         for (int64_t n = 0; n < nn; n++) ck[e * N + n] = h[g][n][e];
                 }
+                /* a new segment starts from the zero state */
+                if (sgid && t > 0 && sgid[t] != sgid[t - 1])
+                    for (int64_t n = 0; n < nn; n++)
+                        for (int64_t e = 0; e < EB; e++) h[g][n][e] = 0;
                 delta_row(s, dl + t * s->ld_delta, e0, ne, dt, sg);
                 load_row(uu, u + t * s->ld_u + e0, ne);
                 for (int64_t e = 0; e < EB; e++) {
@@ -174,6 +179,7 @@ static void backward_chunk(const bwd_args *A, bwd_task *w, int64_t b, int64_t kb
     const real *u = s->u + b * T * s->ld_u, *dl = s->delta + b * T * s->ld_delta;
     const real *Bm = s->Bm + b * T * s->ld_B, *Cm = s->Cm + b * T * s->ld_C;
     const real *z = s->z ? s->z + b * T * s->ld_z : NULL;
+    const int32_t *sgid = s->seg ? s->seg + b * T : NULL;
     const real *dO = A->dout + b * T * A->ld_dout;
     const scan_grads *gr = A->g;
     real (*At)[EB] = w->At[g], (*Gc)[EB] = w->G[g], (*dA)[EB] = w->dA[g];
@@ -198,6 +204,16 @@ static void backward_chunk(const bwd_args *A, bwd_task *w, int64_t b, int64_t kb
                 w->h[i + 1][n][e] = a * w->h[i][n][e] + dtu[e] * bn;
             }
         }
+        /* first token of a segment: h_{t-1} counts as 0, i.e. a_t = 0 (no gradient flows
+         * back through the state, nor into δ_t and A through the decay) */
+        if (sgid && t > 0 && sgid[t] != sgid[t - 1])
+            for (int64_t n = 0; n < nn; n++) {
+                const real bn = Bt[n];
+                for (int64_t e = 0; e < EB; e++) {
+                    w->a[i][n][e] = 0;
+                    w->h[i + 1][n][e] = dtu[e] * bn;
+                }
+            }
     }
     /* reverse scan over the chunk */
     for (int64_t i = L - 1; i >= 0; i--) {

@@ -5,6 +5,8 @@
  *   h_t    = exp(δ_t A[e,:]) ⊙ h_{t-1} + δ_t u_t[e] B_t[:]
  *   y_t[e] = <h_t, C_t> + D[e] u_t[e]
  *   out_t  = y_t · silu(z_t[e])                          (only if z != NULL)
+ * With segment ids (seg), h_{t-1} is taken as 0 at the first token of every segment but the
+ * row's first (seg[t] != seg[t-1]): documents packed into one row do not see each other.
  *
  * Memory: forward saves the state entering every chunk of SCAN_M1_CHUNK tokens (`ckpt`,
  * [B, nchunks, E, N]); backward walks the chunks in reverse, recomputes the states inside one
@@ -36,6 +38,8 @@ typedef struct RNAME(scan_m1_io) {
     const real *Cm;         int64_t ld_C;     /* [B, T, N] output matrix */
     const real *D;                            /* [E] skip weight or NULL */
     const real *z;          int64_t ld_z;     /* [B, T, E] gate or NULL */
+    const int32_t *seg;                       /* [B, T] segment ids (non-decreasing per row)
+                                                 or NULL: one segment per row */
 } RNAME(scan_m1_io);
 
 /* Gradients written by the backward scan.  Inputs' gradients are OVERWRITTEN, parameter-like
@@ -90,8 +94,9 @@ void RNAME(scan_m1_backward)(const RNAME(scan_m1_io) *s, const real *ckpt, const
                              int64_t ld_dout, const real *dh1, int64_t ld_dh1,
                              const RNAME(scan_m1_grads) *g, real *scratch);
 
-/* One token per sequence (s->T is ignored and taken as 1; rows are sequences): updates the
- * states h [B, E, N] (batch stride ld_h) in place and writes out [B, E] (row stride ld_out). */
+/* One token per sequence (s->T is taken as 1, s->seg is ignored; rows are sequences): updates
+ * the states h [B, E, N] (batch stride ld_h) in place and writes out [B, E] (row stride
+ * ld_out). */
 void RNAME(scan_m1_step)(const RNAME(scan_m1_io) *s, real *out, int64_t ld_out, real *h,
                          int64_t ld_h);
 

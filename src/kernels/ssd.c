@@ -17,7 +17,11 @@
  * into shorter segments that each satisfy it (chunking is exact for any cut).
  *
  * The backward recomputes the chunk states, then walks the chunks in reverse with the
- * state cotangent G (math.md §4.3, chunked), in the same split-decay form. */
+ * state cotangent G (math.md §4.3, chunked), in the same split-decay form.
+ *
+ * Segment boundaries (d->seg) cut the chunks the same way: a segment that starts a new
+ * document starts from the zero state (forward), and the state cotangent it hands back to the
+ * tokens before it is zero (backward); the recurrence uses a decay of 0 at such a token. */
 #include "kernels/ssd.h"
 #include "kernels/ops.h"
 #include <cblas.h>
@@ -43,8 +47,13 @@
 
 ssd_dims RNAME(ssd_dims_make)(int64_t B, int64_t T, int64_t H, int64_t P, int64_t G, int64_t N,
                               int64_t Q) {
-    ssd_dims d = {B, T, H, P, G, N, Q, H * P, H * P, G * N, H * P * N};
+    ssd_dims d = {B, T, H, P, G, N, Q, H * P, H * P, G * N, H * P * N, NULL};
     return d;
+}
+
+/* Token t of sequence b (row = b T + t) starts a new segment: the state before it is 0. */
+static inline int seg_reset(const ssd_dims *d, int64_t row, int64_t t) {
+    return d->seg && t > 0 && d->seg[row] != d->seg[row - 1];
 }
 
 /* ---- recurrence ------------------------------------------------------------------------- */
@@ -109,7 +118,8 @@ void RNAME(ssd_scan)(const ssd_dims *d, real *y, const real *x, const real *dt, 
                 for (int64_t t = 0; t < T; t++) {
                     const int64_t row = b * T + t;
                     const real dtv = dt[row * H + h];
-                    scan_rows(S, N, p0, p1, REXP(dtv * A[h]), dtv, x + row * d->ldx + h * P,
+                    const real da = seg_reset(d, row, t) ? 0 : REXP(dtv * A[h]);
+                    scan_rows(S, N, p0, p1, da, dtv, x + row * d->ldx + h * P,
                               Bm + row * d->ldbc + g * N, Cm + row * d->ldbc + g * N, Dh,
                               y + row * d->ldy + h * P);
                 }
@@ -120,6 +130,7 @@ void RNAME(ssd_step)(const ssd_dims *d, real *y, const real *x, const real *dt, 
                      const real *Bm, const real *Cm, const real *D, real *state) {
     ssd_dims one = *d;
     one.T = 1;
+    one.seg = NULL;
     RNAME(ssd_scan)(&one, y, x, dt, A, Bm, Cm, D, state);
 }
 
@@ -272,11 +283,18 @@ static void build_cbc(const ssd_dims *d, const plan *p, const real *Bm, const re
 }
 
 /* End of the segment of chunk [t0, t0 + q) that starts at local index s0: the longest run
- * whose decay range sum_{k=s0+1}^{l} |dt_k A| stays within 2 SSD_HALF_RANGE for every head. */
+ * that crosses no segment boundary of d->seg and whose decay range
+ * sum_{k=s0+1}^{l} |dt_k A| stays within 2 SSD_HALF_RANGE for every head. */
 static int64_t seg_end(const ssd_dims *d, const blk *k, const real *dt, const real *A,
                        int64_t row0, int64_t s0, int64_t q) {
     const real lim = 2 * SSD_HALF_RANGE;
     int64_t end = q;
+    if (d->seg)
+        for (int64_t l = s0 + 1; l < q; l++)
+            if (d->seg[row0 + l] != d->seg[row0 + l - 1]) {
+                end = l;
+                break;
+            }
     for (int64_t j = 0; j < k->nh; j++) {
         const int64_t h = k->h0 + j;
         real run = 0;
@@ -393,6 +411,7 @@ void RNAME(ssd_forward)(const ssd_dims *d, real *y, const real *x, const real *d
                 const int64_t s1 = seg_end(d, &k, dt, A, row0, s0, q), len = s1 - s0;
                 const int64_t r0 = row0 + s0;
                 const real *Bs = Bm + r0 * d->ldbc + k.g * N, *Cs = Cm + r0 * d->ldbc + k.g * N;
+                if (seg_reset(d, r0, t0 + s0)) memset(k.St, 0, (size_t)(N * w) * sizeof(real));
                 seg_decays(d, &k, dt, A, r0, len);
                 seg_fill_w(d, &k, x, dt, k.St, r0, len);
                 if (len == q) {
@@ -577,6 +596,7 @@ void RNAME(ssd_backward)(const ssd_dims *d, const real *dy, const real *dstate1,
             memcpy(k.Sbuf + c * N * w, k.St, (size_t)(N * w) * sizeof(real));
             for (int64_t s0 = 0; s0 < q;) {
                 const int64_t s1 = seg_end(d, &k, dt, A, row0b + t0, s0, q), r0 = row0b + t0 + s0;
+                if (seg_reset(d, r0, t0 + s0)) memset(k.St, 0, (size_t)(N * w) * sizeof(real));
                 seg_decays(d, &k, dt, A, r0, s1 - s0);
                 seg_fill_w(d, &k, x, dt, k.St, r0, s1 - s0);
                 seg_state(d, &k, Bm + r0 * d->ldbc + k.g * N, s1 - s0, k.St);
@@ -593,21 +613,33 @@ void RNAME(ssd_backward)(const ssd_dims *d, const real *dy, const real *dstate1,
             const real *M = work + ((k.b * p.nc + c) * G + k.g) * Q * p.lda;
             const real *Sc = k.Sbuf + c * N * w;
             for (int64_t s1 = q; s1 > 0;) {
-                /* find the segment ending at s1 and the state entering it */
+                /* find the segment ending at s1 and the state entering it (the zero state
+                 * where a new document starts: the state before it is then not needed) */
                 int64_t s0 = 0;
                 const real *S = Sc;
+                if (seg_reset(d, row0b + t0, t0)) {
+                    memset(k.Stmp, 0, (size_t)(N * w) * sizeof(real));
+                    S = k.Stmp;
+                }
                 for (;;) {
                     int64_t e = seg_end(d, &k, dt, A, row0b + t0, s0, q);
                     if (e >= s1) break;
                     const int64_t r0 = row0b + t0 + s0;
-                    seg_decays(d, &k, dt, A, r0, e - s0);
-                    seg_fill_w(d, &k, x, dt, S, r0, e - s0);
-                    seg_state(d, &k, Bm + r0 * d->ldbc + k.g * N, e - s0, k.Stmp);
+                    if (seg_reset(d, row0b + t0 + e, t0 + e)) {
+                        memset(k.Stmp, 0, (size_t)(N * w) * sizeof(real));
+                    } else {
+                        seg_decays(d, &k, dt, A, r0, e - s0);
+                        seg_fill_w(d, &k, x, dt, S, r0, e - s0);
+                        seg_state(d, &k, Bm + r0 * d->ldbc + k.g * N, e - s0, k.Stmp);
+                    }
                     S = k.Stmp;
                     s0 = e;
                 }
                 seg_backward(d, &p, &k, M + s0 * p.lda + s0, s0 == 0 && s1 == q, S,
                              row0b + t0 + s0, s1 - s0, dy, x, dt, A, Bm, Cm, D, dx, ddt);
+                /* the state entering a new document was the constant 0 */
+                if (seg_reset(d, row0b + t0 + s0, t0 + s0))
+                    memset(k.Gt, 0, (size_t)(N * w) * sizeof(real));
                 s1 = s0;
             }
         }

@@ -10,6 +10,10 @@
  *   Bm, Cm, dB, dC [B, T, G, N]  token stride ldbc (>= G N)
  *   dt, ddt [B, T, H] contiguous (dt after softplus, > 0);  A, D, dA, dD [H] (A < 0; D may be NULL)
  *   states [B, H, P, N] with sequence stride ldst (>= H P N).
+ * Segments: with seg [B, T] (ids non-decreasing within a row), the state is reset to 0 before
+ * the first token of every segment but the row's first (seg[t] != seg[t-1]), i.e. the decay
+ * across a segment boundary is 0: packed documents do not see each other.  The initial state
+ * feeds the row's first segment.  seg == NULL: one segment per row.
  * The chunked kernels take caller-provided work space (sizes from the *_work_size functions,
  * which depend only on the dims); their results do not depend on the thread count. */
 #ifndef SSMLM_SSD_H
@@ -24,9 +28,10 @@ typedef struct ssd_dims {
     int64_t ldy;   /* token stride of y and dy */
     int64_t ldbc;  /* token stride of Bm, Cm, dB and dC */
     int64_t ldst;  /* sequence stride of the states */
+    const int32_t *seg; /* [B, T] segment ids or NULL (see above) */
 } ssd_dims;
 
-/* Dims with contiguous tensors (ldx = ldy = H P, ldbc = G N, ldst = H P N). */
+/* Dims with contiguous tensors (ldx = ldy = H P, ldbc = G N, ldst = H P N), no segments. */
 ssd_dims RNAME(ssd_dims_make)(int64_t B, int64_t T, int64_t H, int64_t P, int64_t G, int64_t N,
                               int64_t Q);
 
@@ -35,8 +40,8 @@ ssd_dims RNAME(ssd_dims_make)(int64_t B, int64_t T, int64_t H, int64_t P, int64_
 void RNAME(ssd_scan)(const ssd_dims *d, real *y, const real *x, const real *dt, const real *A,
                      const real *Bm, const real *Cm, const real *D, real *state);
 
-/* One token per sequence (d->T is ignored): x, y [B, H, P], dt [B, H], Bm, Cm [B, G, N] with
- * the strides of d; state updated in place. */
+/* One token per sequence (d->T and d->seg are ignored): x, y [B, H, P], dt [B, H], Bm, Cm
+ * [B, G, N] with the strides of d; state updated in place. */
 void RNAME(ssd_step)(const ssd_dims *d, real *y, const real *x, const real *dt, const real *A,
                      const real *Bm, const real *Cm, const real *D, real *state);
 

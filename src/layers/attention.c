@@ -2,7 +2,7 @@
  *   qkv = x W_qkv^T (+ b)              [B, T, hd (Hq + 2 Hk)]: all q heads, all k heads, all v heads
  *   qkv = conv(qkv)                    optional depthwise causal conv, no activation
  *   q, k = rope(q), rope(k)            first r dims of each head (GPT-NeoX half rotation)
- *   ctx = causal GQA softmax attention [B, T, Hq hd]
+ *   ctx = causal GQA softmax attention [B, T, Hq hd]  (within each segment when seg is given)
  *   y = ctx W_out^T (+ b)              [B, T, D]
  * Saved for backward (acts): the pre-conv qkv (only with a conv), the post-rope qkv, ctx and
  * the row log-sum-exp [B, Hq, T]; the probabilities are recomputed.  acts may be NULL when no
@@ -37,7 +37,7 @@ static at_dims dims_of(const ssmlm_config *c) {
 }
 
 static attn_shape shape_of(const at_dims *d, int64_t B, int64_t T) {
-    attn_shape s = {B, T, d->Hq, d->Hk, d->hd, d->scale, ATTN_BQ};
+    attn_shape s = {B, T, d->Hq, d->Hk, d->hd, d->scale, ATTN_BQ, NULL};
     return s;
 }
 
@@ -101,12 +101,13 @@ int64_t RNAME(attention_scratch_size)(const ssmlm_config *c, int64_t B, int64_t 
 }
 
 void RNAME(attention_forward)(const ssmlm_config *c, real *const *w, int64_t B, int64_t T,
-                              const real *x, real *y, real *acts, real *scratch,
-                              const real *state0, real *state1, int64_t cap) {
+                              const int32_t *seg, const real *x, real *y, real *acts,
+                              real *scratch, const real *state0, real *state1, int64_t cap) {
     SSMLM_ASSERT(state0 == NULL);
-    SSMLM_ASSERT(state1 == NULL || T <= cap);
+    SSMLM_ASSERT(state1 == NULL || (T <= cap && seg == NULL));
     at_dims d = dims_of(c);
     attn_shape s = shape_of(&d, B, T);
+    s.seg = seg;
     int64_t M = B * T, h = d.r / 2;
     at_acts a;
     real *sp = scratch;
@@ -120,8 +121,8 @@ void RNAME(attention_forward)(const ssmlm_config *c, real *const *w, int64_t B, 
     /* qkv = x W^T + b, then the optional causal conv (no activation) */
     if (d.K) {
         RNAME(linear_forward)(a.qkv_pre, x, w[AT_QKV_W], w[AT_QKV_B], M, d.qkv, d.D);
-        RNAME(conv1d_forward)(a.qkv, d.qkv, a.qkv_pre, d.qkv, w[AT_CONV_W], w[AT_CONV_B], NULL, B,
-                              T, d.qkv, d.K);
+        RNAME(conv1d_forward)(a.qkv, d.qkv, a.qkv_pre, d.qkv, w[AT_CONV_W], w[AT_CONV_B], NULL,
+                              seg, B, T, d.qkv, d.K);
     } else {
         RNAME(linear_forward)(a.qkv, x, w[AT_QKV_W], w[AT_QKV_B], M, d.qkv, d.D);
     }
@@ -146,16 +147,17 @@ void RNAME(attention_forward)(const ssmlm_config *c, real *const *w, int64_t B, 
         if (d.K)
             for (int64_t b = 0; b < B; b++)
                 RNAME(conv1d_final_state)(state1 + b * ssz + cap * 2 * kvw,
-                                          a.qkv_pre + b * T * d.qkv, d.qkv, NULL, 1, T, d.qkv,
-                                          d.K);
+                                          a.qkv_pre + b * T * d.qkv, d.qkv, NULL, NULL, 1, T,
+                                          d.qkv, d.K);
     }
 }
 
 void RNAME(attention_backward)(const ssmlm_config *c, real *const *w, real *const *gw,
-                               int64_t B, int64_t T, const real *x, const real *acts,
-                               const real *dy, real *dx, real *scratch) {
+                               int64_t B, int64_t T, const int32_t *seg, const real *x,
+                               const real *acts, const real *dy, real *dx, real *scratch) {
     at_dims d = dims_of(c);
     attn_shape s = shape_of(&d, B, T);
+    s.seg = seg;
     int64_t M = B * T, h = d.r / 2;
     at_acts a;
     acts_layout(&d, B, T, (real *)acts, &a);
@@ -178,7 +180,7 @@ void RNAME(attention_backward)(const ssmlm_config *c, real *const *w, real *cons
     real *dlin = dqkv;
     if (d.K) {
         RNAME(conv1d_backward)(dqkv_pre, d.qkv, gw[AT_CONV_W], gw[AT_CONV_B], dqkv, d.qkv,
-                               a.qkv_pre, d.qkv, w[AT_CONV_W], B, T, d.qkv, d.K);
+                               a.qkv_pre, d.qkv, w[AT_CONV_W], seg, B, T, d.qkv, d.K);
         dlin = dqkv_pre;
     }
     RNAME(linear_backward)(dx, gw[AT_QKV_W], gw[AT_QKV_B], dlin, x, w[AT_QKV_W], M, d.qkv, d.D,

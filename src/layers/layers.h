@@ -12,13 +12,19 @@
  *   *_scratch_size(c, B, T)  reals of temporary space needed by forward, backward or step
  *                            (step uses T = 1)
  *   *_state_size(c, cap)     reals of inference state per sequence (cap: KV capacity)
- *   forward(c, w, B, T, x, y, acts, scratch, state0, state1, cap)
+ *   forward(c, w, B, T, seg, x, y, acts, scratch, state0, state1, cap)
  *        y = sublayer(x) (overwrite).  state0: per-sequence state to start from (NULL = fresh;
  *        attention accepts only NULL), state1: where to write the state after the last token
  *        (NULL = not needed).  States are [B][state_size].
- *   backward(c, w, gw, B, T, x, acts, dy, dx, scratch)
+ *   backward(c, w, gw, B, T, seg, x, acts, dy, dx, scratch)
  *        dx = d loss / d x (overwrite), gw[slot] += d loss / d w[slot] (NULL slots skipped).
- *        Assumes forward ran with state0 == NULL.
+ *        Assumes forward ran with state0 == NULL and the same seg.
+ *   seg: segment ids [B*T] (int32, non-decreasing within each row) or NULL (one segment per
+ *        row).  Documents packed into one row: a token interacts only with earlier tokens of
+ *        its own segment — the SSM state restarts from 0 and conv taps of an earlier segment
+ *        read 0 at a segment's first token; attention masks keys of other segments; the MLP
+ *        ignores it.  state0 feeds the row's first segment; state1 is the state after the
+ *        last segment alone (attention: seg must be NULL when state1 is written).
  *   step(c, w, B, x, y, state, pos, cap, scratch)
  *        one token per sequence: x, y [B, D]; state updated in place; pos[b] = number of
  *        tokens the sequence has already seen (used by attention). */
@@ -54,11 +60,11 @@ int64_t ssmlm_attention_state_size(const ssmlm_config *c, int64_t cap); /* KV [c
     int64_t RNAME(kind##_acts_size)(const ssmlm_config *c, int64_t B, int64_t T);            \
     int64_t RNAME(kind##_scratch_size)(const ssmlm_config *c, int64_t B, int64_t T);         \
     void RNAME(kind##_forward)(const ssmlm_config *c, real *const *w, int64_t B, int64_t T,  \
-                               const real *x, real *y, real *acts, real *scratch,             \
-                               const real *state0, real *state1, int64_t cap);                \
+                               const int32_t *seg, const real *x, real *y, real *acts,        \
+                               real *scratch, const real *state0, real *state1, int64_t cap); \
     void RNAME(kind##_backward)(const ssmlm_config *c, real *const *w, real *const *gw,       \
-                                int64_t B, int64_t T, const real *x, const real *acts,        \
-                                const real *dy, real *dx, real *scratch);                     \
+                                int64_t B, int64_t T, const int32_t *seg, const real *x,      \
+                                const real *acts, const real *dy, real *dx, real *scratch);   \
     void RNAME(kind##_step)(const ssmlm_config *c, real *const *w, int64_t B, const real *x, \
                             real *y, real *state, const int64_t *pos, int64_t cap,            \
                             real *scratch);

@@ -111,8 +111,8 @@ static void m1_project(const m1_dims *d, real *const *w, int64_t M, const real *
 }
 
 void RNAME(mamba1_forward)(const ssmlm_config *c, real *const *w, int64_t B, int64_t T,
-                           const real *x, real *y, real *acts, real *scratch, const real *state0,
-                           real *state1, int64_t cap) {
+                           const int32_t *seg, const real *x, real *y, real *acts, real *scratch,
+                           const real *state0, real *state1, int64_t cap) {
     (void)cap;
     const m1_dims d = m1_dims_of(c);
     const int64_t M = B * T, E = d.E, K = d.K;
@@ -127,25 +127,26 @@ void RNAME(mamba1_forward)(const ssmlm_config *c, real *const *w, int64_t B, int
         for (int64_t b = 0; b < B; b++)
             memcpy(conv0 + b * E * K, state0 + b * d.S, (size_t)(E * K) * sizeof(real));
     RNAME(conv1d_forward)(s.conv, E, s.xz, 2 * E, w[M1_CONV_W], w[M1_CONV_B],
-                          state0 ? conv0 : NULL, B, T, E, K);
+                          state0 ? conv0 : NULL, seg, B, T, E, K);
     m1_silu(s.xc, s.conv, M * E);
     m1_project(&d, w, M, s.xc, s.xdbl, s.dt);
     m1_make_A(A, w[M1_A_LOG], E * d.N);
     RNAME(scan_m1_io) io = m1_scan_io(&d, w, B, T, s.xz, s.xc, s.xdbl, s.dt, A);
+    io.seg = seg;
     RNAME(scan_m1_forward)(&io, s.yg, E, state0 ? state0 + E * K : NULL, d.S,
                            state1 ? state1 + E * K : NULL, d.S, acts ? s.ckpt : NULL);
     /* y = y_gated W_out^T, [M, D] */
     RNAME(linear_forward)(y, s.yg, w[M1_OUT_PROJ], NULL, M, d.D, E);
     if (state1) {
-        RNAME(conv1d_final_state)(conv1, s.xz, 2 * E, state0 ? conv0 : NULL, B, T, E, K);
+        RNAME(conv1d_final_state)(conv1, s.xz, 2 * E, state0 ? conv0 : NULL, seg, B, T, E, K);
         for (int64_t b = 0; b < B; b++)
             memcpy(state1 + b * d.S, conv1 + b * E * K, (size_t)(E * K) * sizeof(real));
     }
 }
 
 void RNAME(mamba1_backward)(const ssmlm_config *c, real *const *w, real *const *gw, int64_t B,
-                            int64_t T, const real *x, const real *acts, const real *dy, real *dx,
-                            real *scratch) {
+                            int64_t T, const int32_t *seg, const real *x, const real *acts,
+                            const real *dy, real *dx, real *scratch) {
     const m1_dims d = m1_dims_of(c);
     const int64_t M = B * T, E = d.E, N = d.N, P = d.P, R = d.R;
     m1_saved s = m1_saved_at((real *)acts, &d, M);
@@ -163,6 +164,7 @@ void RNAME(mamba1_backward)(const ssmlm_config *c, real *const *w, real *const *
     m1_make_A(A, w[M1_A_LOG], E * N);
     RNAME(vec_zero)(dA, E * N);
     RNAME(scan_m1_io) io = m1_scan_io(&d, w, B, T, s.xz, s.xc, s.xdbl, s.dt, A);
+    io.seg = seg;
     RNAME(scan_m1_grads) g;
     memset(&g, 0, sizeof g);
     g.du = dxc;
@@ -197,7 +199,7 @@ void RNAME(mamba1_backward)(const ssmlm_config *c, real *const *w, real *const *
     }
     /* conv: dx part of dxz, dW_conv, db_conv */
     RNAME(conv1d_backward)(dxz, 2 * E, gw[M1_CONV_W], w[M1_CONV_B] ? gw[M1_CONV_B] : NULL, dxc, E,
-                           s.xz, 2 * E, w[M1_CONV_W], B, T, E, d.K);
+                           s.xz, 2 * E, w[M1_CONV_W], seg, B, T, E, d.K);
     /* in_proj: dx = dxz W_in, dW_in += dxz^T x */
     RNAME(linear_backward)(dx, gw[M1_IN_PROJ], NULL, dxz, x, w[M1_IN_PROJ], M, 2 * E, d.D, 0);
 }

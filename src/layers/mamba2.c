@@ -87,18 +87,19 @@ int64_t RNAME(mamba2_scratch_size)(const ssmlm_config *c, int64_t B, int64_t T) 
     return r > s ? r : s;
 }
 
-/* xbc [B T, cd] = silu(conv(xBC)) over the sequence (conv state0 per sequence, or zeros).
- * dsilu (may be NULL): receives silu'(conv(xBC)) for the backward. */
-static void conv_silu(const m2dims *m, real *const *w, int64_t B, int64_t T, const real *zx,
-                      real *xbc, real *dsilu, const real *state0) {
+/* xbc [B T, cd] = silu(conv(xBC)) over the sequence (conv state0 per sequence, or zeros;
+ * seg: segment ids or NULL).  dsilu (may be NULL): receives silu'(conv(xBC)) for the
+ * backward. */
+static void conv_silu(const m2dims *m, real *const *w, int64_t B, int64_t T, const int32_t *seg,
+                      const real *zx, real *xbc, real *dsilu, const real *state0) {
     if (!state0) {
-        RNAME(conv1d_forward)(xbc, m->cd, zx + m->E, m->dp, w[M2_CONV_W], w[M2_CONV_B], NULL, B,
-                              T, m->cd, m->K);
+        RNAME(conv1d_forward)(xbc, m->cd, zx + m->E, m->dp, w[M2_CONV_W], w[M2_CONV_B], NULL, seg,
+                              B, T, m->cd, m->K);
     } else {
         for (int64_t b = 0; b < B; b++)
             RNAME(conv1d_forward)(xbc + b * T * m->cd, m->cd, zx + b * T * m->dp + m->E, m->dp,
-                                  w[M2_CONV_W], w[M2_CONV_B], state0 + b * m->ss, 1, T, m->cd,
-                                  m->K);
+                                  w[M2_CONV_W], w[M2_CONV_B], state0 + b * m->ss,
+                                  seg ? seg + b * T : NULL, 1, T, m->cd, m->K);
     }
     const int64_t n = B * T * m->cd;
 #pragma omp parallel for schedule(static)
@@ -134,11 +135,12 @@ static void gated_norm(const m2dims *m, real *const *w, int64_t M, const real *z
 
 /* x, y [B, T, D]; states [B][conv_dim K + H P N] (see layers.h). */
 void RNAME(mamba2_forward)(const ssmlm_config *c, real *const *w, int64_t B, int64_t T,
-                           const real *x, real *y, real *acts, real *scratch, const real *state0,
-                           real *state1, int64_t cap) {
+                           const int32_t *seg, const real *x, real *y, real *acts, real *scratch,
+                           const real *state0, real *state1, int64_t cap) {
     (void)cap;
     m2dims m = dims_of(c);
     ssd_dims sd = ssd_of(&m, B, T);
+    sd.seg = seg;
     const int64_t BT = B * T, ckn = m.cd * m.K;
     real *cur = acts;
     real *zx = take(&cur, BT * m.dp), *yssd = take(&cur, BT * m.E), *rstd = take(&cur, BT * m.G);
@@ -147,7 +149,7 @@ void RNAME(mamba2_forward)(const ssmlm_config *c, real *const *w, int64_t B, int
     real *v = take(&cur, BT * m.E), *yn = take(&cur, BT * m.E), *work = cur;
 
     RNAME(linear_forward)(zx, x, w[M2_IN_PROJ], NULL, BT, m.dp, m.D);
-    conv_silu(&m, w, B, T, zx, xbc, NULL, state0);
+    conv_silu(&m, w, B, T, seg, zx, xbc, NULL, state0);
     dt_and_a(&m, w, BT, zx, dt, Aneg);
     RNAME(ssd_forward)(&sd, yssd, xbc, dt, Aneg, xbc + m.E, xbc + m.E + m.G * m.N, w[M2_D],
                        state0 ? state0 + ckn : NULL, state1 ? state1 + ckn : NULL, work);
@@ -156,15 +158,17 @@ void RNAME(mamba2_forward)(const ssmlm_config *c, real *const *w, int64_t B, int
     if (state1)
         for (int64_t b = 0; b < B; b++)
             RNAME(conv1d_final_state)(state1 + b * m.ss, zx + b * T * m.dp + m.E, m.dp,
-                                      state0 ? state0 + b * m.ss : NULL, 1, T, m.cd, m.K);
+                                      state0 ? state0 + b * m.ss : NULL,
+                                      seg ? seg + b * T : NULL, 1, T, m.cd, m.K);
 }
 
 /* x, dy, dx [B, T, D]; acts from mamba2_forward (run with state0 == NULL). */
 void RNAME(mamba2_backward)(const ssmlm_config *c, real *const *w, real *const *gw, int64_t B,
-                            int64_t T, const real *x, const real *acts, const real *dy, real *dx,
-                            real *scratch) {
+                            int64_t T, const int32_t *seg, const real *x, const real *acts,
+                            const real *dy, real *dx, real *scratch) {
     m2dims m = dims_of(c);
     ssd_dims sd = ssd_of(&m, B, T);
+    sd.seg = seg;
     const int64_t BT = B * T, E = m.E, GN = m.G * m.N, dtoff = m.E + m.cd;
     const real *zx = acts, *yssd = acts + rup(BT * m.dp), *rstd = yssd + rup(BT * m.E);
     real *cur = scratch;
@@ -175,7 +179,7 @@ void RNAME(mamba2_backward)(const ssmlm_config *c, real *const *w, real *const *
     real *dxbc = take(&cur, BT * m.cd), *work = cur;
 
     /* recompute conv, dt, A and the norm output */
-    conv_silu(&m, w, B, T, zx, xbc, dsilu, NULL);
+    conv_silu(&m, w, B, T, seg, zx, xbc, dsilu, NULL);
     dt_and_a(&m, w, BT, zx, dt, Aneg);
     const real *nw = w[M2_NORM_W];
     const int64_t gs = E / m.G;
@@ -224,7 +228,7 @@ void RNAME(mamba2_backward)(const ssmlm_config *c, real *const *w, real *const *
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < n; i++) dxbc[i] *= dsilu[i];
     RNAME(conv1d_backward)(dzx + E, m.dp, gw[M2_CONV_W], gw[M2_CONV_B], dxbc, m.cd, zx + E, m.dp,
-                           w[M2_CONV_W], B, T, m.cd, m.K);
+                           w[M2_CONV_W], seg, B, T, m.cd, m.K);
     /* in_proj */
     RNAME(linear_backward)(dx, gw[M2_IN_PROJ], NULL, dzx, x, w[M2_IN_PROJ], BT, m.dp, m.D, 0);
 }

@@ -85,9 +85,9 @@ int64_t RNAME(mlp_scratch_size)(const ssmlm_config *c, int64_t B, int64_t T) {
 }
 
 void RNAME(mlp_forward)(const ssmlm_config *c, real *const *w, int64_t B, int64_t T,
-                        const real *x, real *y, real *acts, real *scratch, const real *state0,
-                        real *state1, int64_t cap) {
-    (void)state0, (void)state1, (void)cap;
+                        const int32_t *seg, const real *x, real *y, real *acts, real *scratch,
+                        const real *state0, real *state1, int64_t cap) {
+    (void)seg, (void)state0, (void)state1, (void)cap; /* per token: no segments, no state */
     int64_t M = B * T, D = c->d_model, F = c->mlp_hidden, F1 = ssmlm_mlp_fc1_rows(c);
     real *a = acts ? acts : scratch, *h = acts ? scratch : scratch + M * F1;
     RNAME(linear_forward)(a, x, w[MLP_FC1], NULL, M, F1, D);
@@ -96,8 +96,9 @@ void RNAME(mlp_forward)(const ssmlm_config *c, real *const *w, int64_t B, int64_
 }
 
 void RNAME(mlp_backward)(const ssmlm_config *c, real *const *w, real *const *gw, int64_t B,
-                         int64_t T, const real *x, const real *acts, const real *dy, real *dx,
-                         real *scratch) {
+                         int64_t T, const int32_t *seg, const real *x, const real *acts,
+                         const real *dy, real *dx, real *scratch) {
+    (void)seg;
     int64_t M = B * T, D = c->d_model, F = c->mlp_hidden;
     real *h = scratch, *da = scratch + M * F;
     act_forward(c->mlp_act, h, acts, M, F);
@@ -112,5 +113,5 @@ void RNAME(mlp_backward)(const ssmlm_config *c, real *const *w, real *const *gw,
 void RNAME(mlp_step)(const ssmlm_config *c, real *const *w, int64_t B, const real *x, real *y,
                      real *state, const int64_t *pos, int64_t cap, real *scratch) {
     (void)state, (void)pos;
-    RNAME(mlp_forward)(c, w, B, 1, x, y, NULL, scratch, NULL, NULL, cap);
+    RNAME(mlp_forward)(c, w, B, 1, NULL, x, y, NULL, scratch, NULL, NULL, cap);
 }

@@ -78,3 +78,11 @@ int64_t ssmlm_mamba2_state_size(const ssmlm_config *c) {
 int64_t ssmlm_attention_state_size(const ssmlm_config *c, int64_t cap) {
     return cap * 2 * c->attn_kv_heads * c->attn_head_dim + ssmlm_attn_qkv_dim(c) * c->attn_d_conv;
 }
+
+void ssmlm_config_resolve(ssmlm_config *c) {
+    c->n_layer = (int64_t)strnlen(c->pattern, sizeof c->pattern);
+    if (c->attn_head_dim == 0 && c->attn_heads > 0) c->attn_head_dim = c->d_model / c->attn_heads;
+    if (c->mlp_hidden == 0) c->mlp_hidden = 4 * c->d_model;
+    /* mamba_ssm: dt_rank "auto" = ceil(d_model / 16) */
+    if (c->m1_dt_rank == 0) c->m1_dt_rank = (c->d_model + 15) / 16;
+}

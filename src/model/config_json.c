@@ -271,13 +271,6 @@ static ssmlm_status read_seed(const cJSON *v, const char *where, uint64_t *out) 
 /* ---- derived defaults ------------------------------------------------------------------------ */
 
 /* Resolves the sizes that 0 ("auto") leaves to other fields. */
-static void resolve_auto(ssmlm_config *c) {
-    c->n_layer = (int64_t)strnlen(c->pattern, sizeof c->pattern);
-    if (c->attn_head_dim == 0 && c->attn_heads > 0) c->attn_head_dim = c->d_model / c->attn_heads;
-    if (c->mlp_hidden == 0) c->mlp_hidden = 4 * c->d_model;
-    /* mamba_ssm: dt_rank "auto" = ceil(d_model / 16) */
-    if (c->m1_dt_rank == 0) c->m1_dt_rank = (c->d_model + 15) / 16;
-}
 
 /* ---- ssmlm format ------------------------------------------------------------------------------ */
 
@@ -431,7 +424,7 @@ static ssmlm_status parse_ssmlm(const cJSON *root, const char *where, ssmlm_conf
             return fail_at(SSMLM_ERR_FORMAT, where, "remove one of them",
                            "both attention.rotary_dim and attention.rotary_percent are given");
     }
-    resolve_auto(c);
+    ssmlm_config_resolve(c);
     if (x.have_percent) {
         /* Megatron: rotary dims = int(head_dim * rotary_percent) */
         c->attn_rotary_dim = (int64_t)((double)c->attn_head_dim * x.rotary_percent);
@@ -670,7 +663,7 @@ static ssmlm_status parse_mamba_ssm(const cJSON *root, const char *where, ssmlm_
         c->mlp_hidden = (d_int + 127) / 128 * 128;
     }
     c->init_std = 0.02;
-    resolve_auto(c);
+    ssmlm_config_resolve(c);
     return SSMLM_OK;
 }
 

@@ -11,10 +11,10 @@
 typedef struct layer_ops {
     int64_t (*acts_size)(const ssmlm_config *, int64_t, int64_t);
     int64_t (*scratch_size)(const ssmlm_config *, int64_t, int64_t);
-    void (*forward)(const ssmlm_config *, real *const *, int64_t, int64_t, const real *, real *,
-                    real *, real *, const real *, real *, int64_t);
+    void (*forward)(const ssmlm_config *, real *const *, int64_t, int64_t, const int32_t *,
+                    const real *, real *, real *, real *, const real *, real *, int64_t);
     void (*backward)(const ssmlm_config *, real *const *, real *const *, int64_t, int64_t,
-                     const real *, const real *, const real *, real *, real *);
+                     const int32_t *, const real *, const real *, const real *, real *, real *);
     void (*step)(const ssmlm_config *, real *const *, int64_t, const real *, real *, real *,
                  const int64_t *, int64_t, real *);
 } layer_ops;
@@ -125,8 +125,9 @@ static void norm_bwd(const ssmlm_config *c, real *dx, real *dw, real *db, const 
         RNAME(rmsnorm_backward)(dx, dw, dy, x, stats, w, M, D, D);
 }
 
-/* Forward over B x T tokens; with st != NULL every layer also writes its state after the
- * last token into st (prefill). */
+/* Forward over B x T tokens with the model's segment ids (m->seg, checked by the caller); with
+ * st != NULL every layer also writes its state after the last token into st (prefill, which
+ * uses no segments). */
 static ssmlm_status forward_impl(ssmlm_model *m, const int32_t *ids, const int32_t *labels,
                                  int64_t B, int64_t T, void *logits_out, double *loss,
                                  ssmlm_state *st) {
@@ -142,6 +143,15 @@ static ssmlm_status forward_impl(ssmlm_model *m, const int32_t *ids, const int32
     if (!m->ids || (labels && !m->labels)) return ssmlm_fail(SSMLM_ERR_MEMORY, NULL, "out of memory");
     memcpy(m->ids, ids, (size_t)BT * sizeof(int32_t));
     if (labels) memcpy(m->labels, labels, (size_t)BT * sizeof(int32_t));
+    /* the segments of this forward, kept for its backward */
+    free(m->fwd_seg);
+    m->fwd_seg = NULL;
+    if (m->seg && !st) {
+        SSMLM_ASSERT(m->seg_n == BT);
+        m->fwd_seg = malloc((size_t)BT * sizeof(int32_t));
+        if (!m->fwd_seg) return ssmlm_fail(SSMLM_ERR_MEMORY, NULL, "out of memory");
+        memcpy(m->fwd_seg, m->seg, (size_t)BT * sizeof(int32_t));
+    }
 
     const real *E = model_w(m, m->global_index[GLOBAL_EMBED]);
 #pragma omp parallel for schedule(static)
@@ -154,8 +164,8 @@ static ssmlm_status forward_impl(ssmlm_model *m, const int32_t *ids, const int32
         real *x = p.resid + l * BT * D, *xn = p.resid + (l + 1) * BT * D;
         norm_fwd(c, normed, p.stats + l * 2 * BT, x, w[SLOT_NORM_W], w[SLOT_NORM_B], BT, D);
         real *state1 = st ? (real *)st->data + st->layer_off[l] : NULL;
-        ops_of(c, l)->forward(c, w, B, T, normed, y, (real *)m->acts + m->layer_act_off[l], p.scratch,
-                              NULL, state1, st ? st->cap : 0);
+        ops_of(c, l)->forward(c, w, B, T, m->fwd_seg, normed, y, (real *)m->acts + m->layer_act_off[l],
+                              p.scratch, NULL, state1, st ? st->cap : 0);
 #pragma omp parallel for schedule(static)
         for (int64_t i = 0; i < BT * D; i++) xn[i] = x[i] + y[i];
     }
@@ -249,8 +259,8 @@ ssmlm_status RNAME(ssmlm_model_backward)(ssmlm_model *m, int accumulate) {
         layer_slots(m, l, w, g);
         const real *x = p.resid + l * BT * D, *st = p.stats + l * 2 * BT;
         norm_fwd(c, normed, (real *)st, x, w[SLOT_NORM_W], w[SLOT_NORM_B], BT, D);
-        ops_of(c, l)->backward(c, w, g, B, T, normed, (real *)m->acts + m->layer_act_off[l], dres,
-                               dnormed, p.scratch);
+        ops_of(c, l)->backward(c, w, g, B, T, m->fwd_seg, normed, (real *)m->acts + m->layer_act_off[l],
+                               dres, dnormed, p.scratch);
         norm_bwd(c, dx, g[SLOT_NORM_W], g[SLOT_NORM_B], dnormed, x, st, w[SLOT_NORM_W], BT, D);
         RNAME(vec_add)(dres, dx, BT * D);
     }

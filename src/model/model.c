@@ -6,16 +6,19 @@
 
 ssmlm_status ssmlm_model_create(ssmlm_model **out, const ssmlm_config *c, ssmlm_dtype dtype) {
     *out = NULL;
-    ssmlm_status s = ssmlm_config_validate(c);
+    ssmlm_config rc = *c;
+    ssmlm_config_resolve(&rc);
+    ssmlm_status s = ssmlm_config_validate(&rc);
     if (s != SSMLM_OK) return s;
+    c = &rc;
     if (dtype != SSMLM_F32 && dtype != SSMLM_F64)
         return ssmlm_fail(SSMLM_ERR_INVALID, "use f32 or f64", "unknown dtype %d", (int)dtype);
     ssmlm_model *m = calloc(1, sizeof *m);
     if (!m) return ssmlm_fail(SSMLM_ERR_MEMORY, NULL, "out of memory");
-    m->cfg = *c;
+    m->cfg = rc;
     m->dtype = dtype;
     m->esize = dtype == SSMLM_F64 ? 8 : 4;
-    s = ssmlm_param_table(c, &m->params, &m->n_params, &m->arena_numel);
+    s = ssmlm_param_table(&m->cfg, &m->params, &m->n_params, &m->arena_numel);
     if (s != SSMLM_OK) {
         free(m);
         return s;
@@ -47,6 +50,8 @@ void ssmlm_model_free(ssmlm_model *m) {
     free(m->layer_act_off);
     free(m->ids);
     free(m->labels);
+    free(m->seg);
+    free(m->fwd_seg);
     free(m->params);
     free(m->slot_index);
     free(m);
@@ -127,11 +132,46 @@ void ssmlm_model_init(ssmlm_model *m, uint64_t seed) {
     }
 }
 
+ssmlm_status ssmlm_model_set_segments(ssmlm_model *m, const int32_t *seg, int64_t n) {
+    free(m->seg);
+    m->seg = NULL;
+    m->seg_n = 0;
+    if (!seg) return SSMLM_OK;
+    if (n <= 0)
+        return ssmlm_fail(SSMLM_ERR_INVALID, "give B*T segment ids, or NULL to clear them",
+                          "ssmlm_model_set_segments: %lld segment ids", (long long)n);
+    m->seg = malloc((size_t)n * sizeof(int32_t));
+    if (!m->seg) return ssmlm_fail(SSMLM_ERR_MEMORY, NULL, "out of memory for %lld segment ids", (long long)n);
+    memcpy(m->seg, seg, (size_t)n * sizeof(int32_t));
+    m->seg_n = n;
+    return SSMLM_OK;
+}
+
+/* The segment ids set on m must cover B x T tokens and be non-decreasing within each row. */
+static ssmlm_status check_segments(const ssmlm_model *m, int64_t B, int64_t T) {
+    if (!m->seg) return SSMLM_OK;
+    if (m->seg_n != B * T)
+        return ssmlm_fail(SSMLM_ERR_INVALID,
+                          "set B*T segment ids for each batch, or clear them with ssmlm_model_set_segments(m, NULL, 0)",
+                          "segment ids: %lld set, but the forward has %lld x %lld = %lld tokens",
+                          (long long)m->seg_n, (long long)B, (long long)T, (long long)(B * T));
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t t = 1; t < T; t++)
+            if (m->seg[b * T + t] < m->seg[b * T + t - 1])
+                return ssmlm_fail(SSMLM_ERR_INVALID,
+                                  "segment ids number the documents of a row in order: non-decreasing within each row",
+                                  "segment ids decrease in row %lld at token %lld (%d after %d)", (long long)b,
+                                  (long long)t, m->seg[b * T + t], m->seg[b * T + t - 1]);
+    return SSMLM_OK;
+}
+
 ssmlm_status ssmlm_model_forward(ssmlm_model *m, const int32_t *ids, const int32_t *labels,
                                  int64_t B, int64_t T, void *logits, double *loss) {
     if (B <= 0 || T <= 0)
         return ssmlm_fail(SSMLM_ERR_INVALID, "give at least one token", "batch %lld x %lld tokens is empty",
                           (long long)B, (long long)T);
+    ssmlm_status sst = check_segments(m, B, T);
+    if (sst != SSMLM_OK) return sst;
     int64_t V = ssmlm_config_vocab_padded(&m->cfg);
     for (int64_t i = 0; i < B * T; i++) {
         if (ids[i] < 0 || ids[i] >= m->cfg.vocab_size)

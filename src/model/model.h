@@ -50,6 +50,9 @@ struct ssmlm_model {
     int64_t *layer_act_off;       /* [n_layer] offset (elements) of each layer's saved acts */
     int64_t scratch_numel;
     int32_t *ids, *labels;        /* copies, [B*T] */
+    int32_t *seg;                 /* segment ids set for the next forwards (copy) or NULL */
+    int64_t seg_n;                /* their count */
+    int32_t *fwd_seg;             /* the segment ids the last forward used (copy) or NULL */
     int64_t loss_count;
     int have_forward;
 };

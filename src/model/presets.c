@@ -80,7 +80,7 @@ ssmlm_status ssmlm_preset(ssmlm_config *c, const char *name) {
     if (strncmp(name ? name : "", "tiny-", 5) == 0) {
         /* byte-level vocabulary, a few layers: fast enough for tests */
         const char *f = name + 5;
-        c->vocab_size = 256;
+        c->vocab_size = 257; /* bytes 0..255 + end of document (SSMLM_BYTE_EOD) */
         c->tie_embeddings = 1;
         if (strcmp(f, "hybrid") == 0) {
             s = family(c, "hybrid", 64, 8);
@@ -131,5 +131,6 @@ ssmlm_status ssmlm_preset(ssmlm_config *c, const char *name) {
         return ssmlm_fail(SSMLM_ERR_INVALID, list, "unknown preset '%s'; known presets are listed in the hint",
                           name ? name : "(null)");
     }
+    ssmlm_config_resolve(c);
     return ssmlm_config_validate(c);
 }
