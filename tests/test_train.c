@@ -243,6 +243,65 @@ static void kill_and_resume(void) {
     ssmlm_model_free(mb);
 }
 
+/* A learning rate that blows the weights up: the run stops at the step whose loss is not finite,
+ * names it, and the checkpoint before it still loads. */
+static void nan_stops_run(void) {
+    ssmlm_docs *docs = copy_docs(13);
+    ssmlm_config c;
+    ssmlm_preset(&c, "tiny-transformer");
+    ssmlm_model *m = NULL;
+    CHECK_OK(ssmlm_model_create(&m, &c, SSMLM_F32));
+    ssmlm_batcher *bt = NULL;
+    if (!docs || !m || ssmlm_batcher_create(&bt, docs, 64, 1, 0.0, 0) != SSMLM_OK) return;
+    ssmlm_model_init(m, 1);
+    char out[128];
+    snprintf(out, sizeof out, "%s/nan", g_tmp);
+    ssmlm_train_config tc;
+    tiny_train_config(&tc, out, 6, 6);
+    tc.sched.warmup = 0;
+    tc.sched.peak_lr = tc.sched.min_lr = 1e30;
+    tc.adam.clip = 0;
+    tc.ckpt_every = 1;
+    ssmlm_dist d;
+    CHECK_OK(ssmlm_dist_init(&d, NULL, NULL));
+    ssmlm_train_result res;
+    ssmlm_status s = ssmlm_train_run(m, bt, NULL, &tc, &d, NULL, &res);
+    CHECK(s == SSMLM_ERR_NUMERIC && strstr(ssmlm_last_error(), "step "), "blow-up reported with its step: %s",
+          ssmlm_last_error());
+    CHECK(strstr(ssmlm_last_error(), "NaN") || strstr(ssmlm_last_error(), "nan") || strstr(ssmlm_last_error(), "inf") ||
+              strstr(ssmlm_last_error(), "Inf"),
+          "message names the non-finite value: %s", ssmlm_last_error());
+    char latest[512];
+    if (res.steps_done > 0) {
+        CHECK_OK(ssmlm_train_latest(out, latest, sizeof latest));
+        ssmlm_model *l = NULL;
+        CHECK_OK(ssmlm_model_load(&l, latest, SSMLM_F32));
+        ssmlm_model_free(l);
+    }
+    ssmlm_batcher_free(bt);
+    ssmlm_model_free(m);
+    ssmlm_docs_free(docs);
+}
+
+/* Continued pretraining: a finished run's model trains on at a longer sequence length with a new
+ * schedule (--init-from), starting from its weights. */
+static void continued_pretraining(void) {
+    char a[256], b[256], args[2048], latest[512];
+    snprintf(a, sizeof a, "%s/short_ctx", g_tmp);
+    snprintf(b, sizeof b, "%s/long_ctx", g_tmp);
+    snprintf(args, sizeof args, "train --preset tiny-hybrid --data synth:copy --synth-docs 200 --synth-vocab 8 --steps 20 "
+                                "--batch 4 --seq 32 --lr 3e-3 --val-fraction 0 --quiet --out %s", a);
+    CHECK(run(args) == 0, "short-context run: %s", g_out);
+    CHECK_OK(ssmlm_train_latest(a, latest, sizeof latest));
+    snprintf(args, sizeof args, "train --init-from %s --data synth:copy --synth-docs 200 --synth-vocab 8 --steps 5 "
+                                "--batch 2 --seq 128 --lr 1e-3 --warmup 0 --val-fraction 0 --quiet --out %s", latest, b);
+    CHECK(run(args) == 0, "long-context continuation: %s", g_out);
+    double la[32] = {0}, lb[8] = {0};
+    read_losses(a, la, 31);
+    read_losses(b, lb, 7);
+    CHECK(lb[1] > 0 && lb[1] < 4.0, "continuation starts from the trained weights: step 1 loss %.3f (a fresh model is ~5.5)", lb[1]);
+}
+
 static void cli_errors(void) {
     char args[2048], p[512];
     /* token id >= vocab */
@@ -321,6 +380,8 @@ int main(void) {
     families_learn();
     resume_exact();
     kill_and_resume();
+    nan_stops_run();
+    continued_pretraining();
     cli_errors();
     mpi_equals_single();
     char cmd[256];
