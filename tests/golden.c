@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 int test_passed, test_failed;
 
@@ -177,4 +178,20 @@ void fill_uniform(real *x, int64_t n, double a, uint64_t *seed) {
         double u = (double)(*seed >> 11) * 0x1.0p-53;
         x[i] = (real)((2 * u - 1) * a);
     }
+}
+
+const char *ssmlm_build_dir(void) {
+    const char *b = getenv("SSMLM_BUILD");
+    return b && *b ? b : "build";
+}
+
+int run_ssmlm(const char *args, char *out, size_t cap) {
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "%s/ssmlm %s 2>&1", ssmlm_build_dir(), args);
+    FILE *f = popen(cmd, "r");
+    if (!f) return -1;
+    size_t n = fread(out, 1, cap - 1, f);
+    out[n] = 0;
+    int st = pclose(f);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }

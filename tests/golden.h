@@ -50,6 +50,12 @@ typedef double (*fd_loss_fn)(void *ctx);
 int fd_check(const char *what, real *x, const real *grad, int64_t n, fd_loss_fn loss, void *ctx,
              int max_checks, double tol);
 
+/* Runs the ssmlm program ($SSMLM_BUILD/ssmlm, default build/ssmlm) with args; stdout and stderr
+ * go to out (NUL-terminated, truncated to cap); returns the exit code (-1 if it did not exit). */
+int run_ssmlm(const char *args, char *out, size_t cap);
+/* The folder of the ssmlm program under test. */
+const char *ssmlm_build_dir(void);
+
 /* Fill with uniform values in [-a, a] from a simple seeded generator. */
 void fill_uniform(real *x, int64_t n, double a, uint64_t *seed);
 

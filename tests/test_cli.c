@@ -7,18 +7,7 @@
 
 static char g_out[1 << 16];
 
-/* Runs the program with args; captures stdout+stderr; returns the exit code. */
-static int run(const char *args) {
-    const char *b = getenv("SSMLM_BUILD");
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "%s/ssmlm %s 2>&1", b && *b ? b : "build", args);
-    FILE *f = popen(cmd, "r");
-    if (!f) return -1;
-    size_t n = fread(g_out, 1, sizeof g_out - 1, f);
-    g_out[n] = 0;
-    int st = pclose(f);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
+static int run(const char *args) { return run_ssmlm(args, g_out, sizeof g_out); }
 
 int main(void) {
     CHECK(run("info") == 0, "info: %s", g_out);

@@ -100,25 +100,10 @@ static const int64_t k_row_l[] = {3, 0};
 
 /* ---- one layer of a model, driven through the layer API -------------------------------- */
 
-typedef struct layer_fns {
-    int64_t (*acts_size)(const ssmlm_config *, int64_t, int64_t);
-    int64_t (*scratch_size)(const ssmlm_config *, int64_t, int64_t);
-    void (*forward)(const ssmlm_config *, real *const *, int64_t, int64_t, const int32_t *,
-                    const real *, real *, real *, real *, const real *, real *, int64_t);
-    void (*backward)(const ssmlm_config *, real *const *, real *const *, int64_t, int64_t,
-                     const int32_t *, const real *, const real *, const real *, real *, real *);
-} layer_fns;
-
-#define FNS(kind)                                                                            \
-    {RNAME(kind##_acts_size), RNAME(kind##_scratch_size), RNAME(kind##_forward),             \
-     RNAME(kind##_backward)}
-static const layer_fns k_fns_m1 = FNS(mamba1), k_fns_m2 = FNS(mamba2), k_fns_at = FNS(attention),
-                       k_fns_mlp = FNS(mlp);
-
 typedef struct lyr {
     ssmlm_config c;
     ssmlm_model *m; /* owns the parameters */
-    const layer_fns *f;
+    const RNAME(layer_ops) *f;
     int64_t ss;     /* state size per sequence (Mamba) */
     real *w[SSMLM_MAX_SLOTS], *gw[SSMLM_MAX_SLOTS];
     int64_t numel[SSMLM_MAX_SLOTS];
@@ -133,14 +118,9 @@ static int lyr_make(lyr *L, const ssmlm_config *c, uint64_t seed) {
     CHECK(s == SSMLM_OK, "create %s: %s", c->name, ssmlm_last_error());
     if (s != SSMLM_OK) return 0;
     ssmlm_model_init(L->m, seed);
-    switch (c->pattern[0]) {
-    case 'M':
-        L->f = c->ssm_kind == SSMLM_SSM_MAMBA1 ? &k_fns_m1 : &k_fns_m2;
+    L->f = RNAME(layer_ops_of)(c, c->pattern[0]);
+    if (c->pattern[0] == 'M')
         L->ss = c->ssm_kind == SSMLM_SSM_MAMBA1 ? ssmlm_mamba1_state_size(c) : ssmlm_mamba2_state_size(c);
-        break;
-    case '*': L->f = &k_fns_at; break;
-    default: L->f = &k_fns_mlp; break;
-    }
     for (int sl = 2; sl < SSMLM_MAX_SLOTS; sl++) {
         int i = L->m->slot_index[sl];
         if (i < 0) continue;
@@ -221,7 +201,7 @@ static void layer_packed_vs_docs(lyr *L, const char *what, const layout *lay, ui
     real *y0 = zeros(n);
     lyr_run(L, B, T, NULL, x, y0, NULL, NULL, NULL, NULL);
     double leak = max_abs_diff(y0, ys, n) / fmax(max_abs(ys, n), 1e-30);
-    if (L->f == &k_fns_mlp)
+    if (L->c.pattern[0] == '+')
         CHECK(leak <= TOL_FWD, "%s: the MLP ignores segments (%.3g)", what, leak);
     else
         CHECK(leak > 100 * TOL_FWD, "%s: without segments the outputs should differ (%.3g)", what,

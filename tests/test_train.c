@@ -17,21 +17,8 @@
 static char g_out[1 << 16];
 static char g_tmp[64];
 
-static const char *build_dir(void) {
-    const char *b = getenv("SSMLM_BUILD");
-    return b && *b ? b : "build";
-}
 
-static int run(const char *args) {
-    char cmd[8192];
-    snprintf(cmd, sizeof cmd, "%s/ssmlm %s 2>&1", build_dir(), args);
-    FILE *f = popen(cmd, "r");
-    if (!f) return -1;
-    size_t n = fread(g_out, 1, sizeof g_out - 1, f);
-    g_out[n] = 0;
-    int st = pclose(f);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
+static int run(const char *args) { return run_ssmlm(args, g_out, sizeof g_out); }
 
 /* Losses of metrics.jsonl, indexed by step (1-based); returns the number of lines. */
 static int read_losses(const char *dir, double *loss, int max) {
@@ -194,7 +181,7 @@ static void kill_and_resume(void) {
         pid_t pid = fork();
         if (pid == 0) {
             char bin[512];
-            snprintf(bin, sizeof bin, "%s/ssmlm", build_dir());
+            snprintf(bin, sizeof bin, "%s/ssmlm", ssmlm_build_dir());
             int fd = open("/dev/null", 1);
             dup2(fd, 1);
             dup2(fd, 2);
@@ -357,7 +344,7 @@ static void mpi_equals_single(void) {
              "OMPI_MCA_hwloc_base_binding_policy=none OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 "
              "ASAN_OPTIONS=\"$ASAN_OPTIONS:detect_leaks=0\" "
              "mpirun --allow-run-as-root --oversubscribe --bind-to none -np 2 %s/ssmlm train %s --out %s/mpi2 2>&1",
-             build_dir(), common, g_tmp);
+             ssmlm_build_dir(), common, g_tmp);
     FILE *f = popen(cmd, "r");
     size_t n = f ? fread(g_out, 1, sizeof g_out - 1, f) : 0;
     g_out[n] = 0;

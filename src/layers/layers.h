@@ -74,4 +74,19 @@ SSMLM_DECLARE_LAYER(mamba2)
 SSMLM_DECLARE_LAYER(attention)
 SSMLM_DECLARE_LAYER(mlp)
 
+/* The five functions of a layer kind, for code that walks a pattern. */
+typedef struct RNAME(layer_ops) {
+    int64_t (*acts_size)(const ssmlm_config *, int64_t, int64_t);
+    int64_t (*scratch_size)(const ssmlm_config *, int64_t, int64_t);
+    void (*forward)(const ssmlm_config *, real *const *, int64_t, int64_t, const int32_t *,
+                    const real *, real *, real *, real *, const real *, real *, int64_t);
+    void (*backward)(const ssmlm_config *, real *const *, real *const *, int64_t, int64_t,
+                     const int32_t *, const real *, const real *, const real *, real *, real *);
+    void (*step)(const ssmlm_config *, real *const *, int64_t, const real *, real *, real *,
+                 const int64_t *, int64_t, real *);
+} RNAME(layer_ops);
+
+/* Functions of pattern character kind ('M' by c->ssm_kind, '*', '+'). */
+const RNAME(layer_ops) *RNAME(layer_ops_of)(const ssmlm_config *c, char kind);
+
 #endif

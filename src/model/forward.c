@@ -8,32 +8,9 @@
 #include "model/model.h"
 #include <string.h>
 
-typedef struct layer_ops {
-    int64_t (*acts_size)(const ssmlm_config *, int64_t, int64_t);
-    int64_t (*scratch_size)(const ssmlm_config *, int64_t, int64_t);
-    void (*forward)(const ssmlm_config *, real *const *, int64_t, int64_t, const int32_t *,
-                    const real *, real *, real *, real *, const real *, real *, int64_t);
-    void (*backward)(const ssmlm_config *, real *const *, real *const *, int64_t, int64_t,
-                     const int32_t *, const real *, const real *, const real *, real *, real *);
-    void (*step)(const ssmlm_config *, real *const *, int64_t, const real *, real *, real *,
-                 const int64_t *, int64_t, real *);
-} layer_ops;
+typedef RNAME(layer_ops) layer_ops;
 
-#define LAYER_OPS(kind)                                                                      \
-    {RNAME(kind##_acts_size), RNAME(kind##_scratch_size), RNAME(kind##_forward),             \
-     RNAME(kind##_backward), RNAME(kind##_step)}
-static const layer_ops k_mamba1 = LAYER_OPS(mamba1);
-static const layer_ops k_mamba2 = LAYER_OPS(mamba2);
-static const layer_ops k_attn = LAYER_OPS(attention);
-static const layer_ops k_mlp = LAYER_OPS(mlp);
-
-static const layer_ops *ops_of(const ssmlm_config *c, int l) {
-    switch (c->pattern[l]) {
-    case 'M': return c->ssm_kind == SSMLM_SSM_MAMBA1 ? &k_mamba1 : &k_mamba2;
-    case '*': return &k_attn;
-    default: return &k_mlp;
-    }
-}
+static const layer_ops *ops_of(const ssmlm_config *c, int l) { return RNAME(layer_ops_of)(c, c->pattern[l]); }
 
 /* Slot pointer arrays of layer l (parameters or gradients). */
 static void layer_slots(ssmlm_model *m, int l, real **w, real **g) {
