@@ -199,6 +199,10 @@ int64_t ssmlm_state_pos(const ssmlm_state *s, int64_t b);
  * fresh state, leaving the state after the last token.  ids [B*T]; logits [B, T, V] or NULL. */
 ssmlm_status ssmlm_model_prefill(ssmlm_model *m, ssmlm_state *s, const int32_t *ids, int64_t T,
                                  void *logits);
+/* Prefills only sequence b of the state (fresh, T tokens; the other sequences are untouched):
+ * prompts of different lengths share one batched state.  logits [T, V] or NULL. */
+ssmlm_status ssmlm_model_prefill_one(ssmlm_model *m, ssmlm_state *s, int64_t b, const int32_t *ids,
+                                     int64_t T, void *logits);
 /* One token per sequence through the recurrent step.  ids [B]; logits [B, V] or NULL. */
 ssmlm_status ssmlm_model_step(ssmlm_model *m, ssmlm_state *s, const int32_t *ids, void *logits);
 

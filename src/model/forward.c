@@ -103,11 +103,11 @@ static void norm_bwd(const ssmlm_config *c, real *dx, real *dw, real *db, const 
 }
 
 /* Forward over B x T tokens with the model's segment ids (m->seg, checked by the caller); with
- * st != NULL every layer also writes its state after the last token into st (prefill, which
- * uses no segments). */
+ * st != NULL every layer also writes its state after the last token into st, for the B
+ * sequences starting at state slot b0 (prefill, which uses no segments). */
 static ssmlm_status forward_impl(ssmlm_model *m, const int32_t *ids, const int32_t *labels,
                                  int64_t B, int64_t T, void *logits_out, double *loss,
-                                 ssmlm_state *st) {
+                                 ssmlm_state *st, int64_t b0) {
     const ssmlm_config *c = &m->cfg;
     plan p;
     ssmlm_status s = plan_acts(m, B, T, &p);
@@ -140,7 +140,7 @@ static ssmlm_status forward_impl(ssmlm_model *m, const int32_t *ids, const int32
         layer_slots(m, l, w, NULL);
         real *x = p.resid + l * BT * D, *xn = p.resid + (l + 1) * BT * D;
         norm_fwd(c, normed, p.stats + l * 2 * BT, x, w[SLOT_NORM_W], w[SLOT_NORM_B], BT, D);
-        real *state1 = st ? (real *)st->data + st->layer_off[l] : NULL;
+        real *state1 = st ? (real *)st->data + st->layer_off[l] + b0 * model_layer_state_size(c, l, st->cap) : NULL;
         ops_of(c, l)->forward(c, w, B, T, m->fwd_seg, normed, y, (real *)m->acts + m->layer_act_off[l],
                               p.scratch, NULL, state1, st ? st->cap : 0);
 #pragma omp parallel for schedule(static)
@@ -166,15 +166,23 @@ static ssmlm_status forward_impl(ssmlm_model *m, const int32_t *ids, const int32
 
 ssmlm_status RNAME(ssmlm_model_forward)(ssmlm_model *m, const int32_t *ids, const int32_t *labels,
                                         int64_t B, int64_t T, void *logits_out, double *loss) {
-    return forward_impl(m, ids, labels, B, T, logits_out, loss, NULL);
+    return forward_impl(m, ids, labels, B, T, logits_out, loss, NULL, 0);
 }
 
 ssmlm_status RNAME(ssmlm_model_prefill)(ssmlm_model *m, ssmlm_state *s, const int32_t *ids, int64_t T,
                                         void *logits) {
-    ssmlm_status st = forward_impl(m, ids, NULL, s->B, T, logits, NULL, s);
+    ssmlm_status st = forward_impl(m, ids, NULL, s->B, T, logits, NULL, s, 0);
     if (st == SSMLM_OK)
         for (int64_t b = 0; b < s->B; b++) s->pos[b] = T;
     m->have_forward = 0; /* no labels: nothing for backward */
+    return st;
+}
+
+ssmlm_status RNAME(ssmlm_model_prefill_one)(ssmlm_model *m, ssmlm_state *s, int64_t b, const int32_t *ids,
+                                            int64_t T, void *logits) {
+    ssmlm_status st = forward_impl(m, ids, NULL, 1, T, logits, NULL, s, b);
+    if (st == SSMLM_OK) s->pos[b] = T;
+    m->have_forward = 0;
     return st;
 }
 

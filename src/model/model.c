@@ -293,6 +293,22 @@ ssmlm_status ssmlm_model_prefill(ssmlm_model *m, ssmlm_state *s, const int32_t *
                                  : ssmlm_model_prefill_f32(m, s, ids, T, logits);
 }
 
+ssmlm_status ssmlm_model_prefill_one(ssmlm_model *m, ssmlm_state *s, int64_t b, const int32_t *ids, int64_t T,
+                                     void *logits) {
+    if (s->model != m) return ssmlm_fail(SSMLM_ERR_INVALID, "create the state from this model", "state belongs to another model");
+    if (b < 0 || b >= s->B)
+        return ssmlm_fail(SSMLM_ERR_INVALID, NULL, "sequence %lld is outside the state's batch of %lld", (long long)b,
+                          (long long)s->B);
+    if (T < 1) return ssmlm_fail(SSMLM_ERR_INVALID, "give at least one prompt token", "empty prompt");
+    if (has_attention(&m->cfg) && T > s->cap)
+        return ssmlm_fail(SSMLM_ERR_INVALID, "create the state with a larger capacity",
+                          "prompt of %lld tokens exceeds the state's context capacity %lld", (long long)T, (long long)s->cap);
+    ssmlm_status st = check_ids(m, ids, T);
+    if (st != SSMLM_OK) return st;
+    return m->dtype == SSMLM_F64 ? ssmlm_model_prefill_one_f64(m, s, b, ids, T, logits)
+                                 : ssmlm_model_prefill_one_f32(m, s, b, ids, T, logits);
+}
+
 ssmlm_status ssmlm_model_step(ssmlm_model *m, ssmlm_state *s, const int32_t *ids, void *logits) {
     if (s->model != m) return ssmlm_fail(SSMLM_ERR_INVALID, "create the state from this model", "state belongs to another model");
     for (int64_t b = 0; b < s->B && has_attention(&m->cfg); b++)

@@ -91,6 +91,8 @@ int64_t model_step_scratch_f32(const ssmlm_config *c, int64_t B);
 int64_t model_step_scratch_f64(const ssmlm_config *c, int64_t B);
 ssmlm_status ssmlm_model_prefill_f32(ssmlm_model *m, ssmlm_state *s, const int32_t *ids, int64_t T, void *logits);
 ssmlm_status ssmlm_model_prefill_f64(ssmlm_model *m, ssmlm_state *s, const int32_t *ids, int64_t T, void *logits);
+ssmlm_status ssmlm_model_prefill_one_f32(ssmlm_model *m, ssmlm_state *s, int64_t b, const int32_t *ids, int64_t T, void *logits);
+ssmlm_status ssmlm_model_prefill_one_f64(ssmlm_model *m, ssmlm_state *s, int64_t b, const int32_t *ids, int64_t T, void *logits);
 ssmlm_status ssmlm_model_step_f32(ssmlm_model *m, ssmlm_state *s, const int32_t *ids, void *logits);
 ssmlm_status ssmlm_model_step_f64(ssmlm_model *m, ssmlm_state *s, const int32_t *ids, void *logits);
 ssmlm_status ssmlm_model_backward_f32(ssmlm_model *m, int accumulate);
