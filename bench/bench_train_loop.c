@@ -286,9 +286,16 @@ int main(int argc, char **argv) {
                     tc.keep = 1;
                     tc.quiet = 1;
                     ssmlm_train_result res;
+                    struct timespec rt0, rt1;
+                    clock_gettime(CLOCK_REALTIME, &rt0);
                     double t0 = bench_now();
                     ssmlm_status s = ssmlm_train_run(mr[k].m, loop_b, NULL, &tc, &dist, NULL, &res);
                     double wall = bench_now() - t0;
+                    clock_gettime(CLOCK_REALTIME, &rt1);
+                    { char q[1024]; struct stat a, b; snprintf(q, sizeof q, "%s/metrics.jsonl", dir); stat(q, &a);
+                      snprintf(q, sizeof q, "%s/latest", dir); stat(q, &b);
+                      fprintf(stderr, "DBG metrics_end %.3f latest %.3f end %.3f wall %.3f\n", ts_sec(a.st_mtim)-ts_sec(rt0), ts_sec(b.st_ctim)-ts_sec(rt0), ts_sec(rt1)-ts_sec(rt0), wall);
+                      snprintf(q, sizeof q, "cat %s/metrics.jsonl >&2", dir); if (system(q)) {} }
                     if (s != SSMLM_OK) {
                         fprintf(stderr, "error: %s\nhint: %s\n", ssmlm_last_error(), ssmlm_last_hint());
                         return 1;

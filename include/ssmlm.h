@@ -193,6 +193,11 @@ ssmlm_status ssmlm_state_create(ssmlm_state **out, const ssmlm_model *m, int64_t
 void ssmlm_state_free(ssmlm_state *s);
 /* Bytes of state per sequence: fixed Mamba state, and KV cache per position. */
 void ssmlm_state_plan(const ssmlm_config *c, size_t *fixed_bytes, size_t *kv_bytes_per_pos, ssmlm_dtype dtype);
+/* Copies sequence sb of src into sequence db of dst (same model and capacity; dst may be src):
+ * the building block of forking a processed prompt into several continuations. */
+ssmlm_status ssmlm_state_copy_seq(ssmlm_state *dst, int64_t db, const ssmlm_state *src, int64_t sb);
+int64_t ssmlm_state_batch(const ssmlm_state *s);
+int64_t ssmlm_state_capacity(const ssmlm_state *s);
 /* Tokens sequence b has seen. */
 int64_t ssmlm_state_pos(const ssmlm_state *s, int64_t b);
 /* Runs T tokens of each of the state's B sequences through the parallel (chunked) path from a

@@ -329,7 +329,48 @@ static void ragged_batch(const char *preset) {
     ssmlm_model_free(m);
 }
 
+/* One processed prompt forked into three continuations: each equals its own full forward. */
+static void fork_prompt(const char *preset) {
+    ssmlm_config c;
+    ssmlm_preset(&c, preset);
+    ssmlm_model *m = NULL;
+    CHECK_OK(ssmlm_model_create(&m, &c, REAL_IS_F64 ? SSMLM_F64 : SSMLM_F32));
+    if (!m) return;
+    ssmlm_model_init(m, 8);
+    int64_t P = 13, V = ssmlm_config_vocab_padded(&c);
+    int32_t seq[3][24];
+    for (int b = 0; b < 3; b++)
+        for (int t = 0; t < 24; t++) seq[b][t] = (int32_t)(t < P ? (t * 29 + 5) % c.vocab_size : (t * 7 + b * 53) % c.vocab_size);
+    ssmlm_state *st = NULL;
+    CHECK_OK(ssmlm_state_create(&st, m, 3, 24));
+    if (!st) return;
+    CHECK_OK(ssmlm_model_prefill_one(m, st, 0, seq[0], P, NULL));
+    CHECK_OK(ssmlm_state_copy_seq(st, 1, st, 0));
+    CHECK_OK(ssmlm_state_copy_seq(st, 2, st, 0));
+    real *one = malloc((size_t)(3 * V) * sizeof(real)), *full = malloc((size_t)(24 * V) * sizeof(real));
+    real *got[3];
+    for (int b = 0; b < 3; b++) got[b] = malloc((size_t)((24 - P) * V) * sizeof(real));
+    for (int64_t t = P; t < 24; t++) {
+        int32_t tok[3] = {seq[0][t], seq[1][t], seq[2][t]};
+        CHECK_OK(ssmlm_model_step(m, st, tok, one));
+        for (int b = 0; b < 3; b++) memcpy(got[b] + (t - P) * V, one + b * V, (size_t)V * sizeof(real));
+    }
+    for (int b = 0; b < 3; b++) {
+        CHECK_OK(ssmlm_model_forward(m, seq[b], NULL, 1, 24, full, NULL));
+        char what[128];
+        snprintf(what, sizeof what, "%s fork %d", preset, b);
+        golden_compare(what, got[b], full + P * V, (24 - P) * V, REAL_IS_F64 ? 1e-10 : 2e-4);
+        free(got[b]);
+    }
+    free(one);
+    free(full);
+    ssmlm_state_free(st);
+    ssmlm_model_free(m);
+}
+
 int main(void) {
+    fork_prompt("tiny-hybrid");
+    fork_prompt("tiny-mamba");
     ragged_batch("tiny-transformer");
     ragged_batch("tiny-mamba");
     ragged_batch("tiny-hybrid");

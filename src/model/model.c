@@ -268,6 +268,38 @@ void ssmlm_state_free(ssmlm_state *s) {
     free(s);
 }
 
+int64_t ssmlm_state_batch(const ssmlm_state *s) { return s->B; }
+int64_t ssmlm_state_capacity(const ssmlm_state *s) { return s->cap; }
+
+ssmlm_status ssmlm_state_copy_seq(ssmlm_state *dst, int64_t db, const ssmlm_state *src, int64_t sb) {
+    if (dst->model != src->model || dst->cap != src->cap)
+        return ssmlm_fail(SSMLM_ERR_INVALID, "create both states from the same model with the same capacity",
+                          "states of different models or capacities (%lld vs %lld)", (long long)dst->cap,
+                          (long long)src->cap);
+    if (db < 0 || db >= dst->B || sb < 0 || sb >= src->B)
+        return ssmlm_fail(SSMLM_ERR_INVALID, NULL, "sequence %lld -> %lld outside the batches %lld / %lld", (long long)sb,
+                          (long long)db, (long long)src->B, (long long)dst->B);
+    const ssmlm_config *c = &src->model->cfg;
+    size_t es = src->model->esize;
+    for (int l = 0; l < c->n_layer; l++) {
+        int64_t ss = model_layer_state_size(c, l, src->cap);
+        if (!ss) continue;
+        /* attention: only the positions the sequence has filled */
+        int64_t n = ss;
+        if (c->pattern[l] == '*') {
+            int64_t kv = ssmlm_attention_state_size(c, 1) - ssmlm_attention_state_size(c, 0);
+            memmove((char *)dst->data + (size_t)(dst->layer_off[l] + db * ss + src->cap * kv) * es,
+                   (const char *)src->data + (size_t)(src->layer_off[l] + sb * ss + src->cap * kv) * es,
+                   (size_t)(ss - src->cap * kv) * es);
+            n = src->pos[sb] * kv;
+        }
+        memmove((char *)dst->data + (size_t)(dst->layer_off[l] + db * ss) * es,
+                (const char *)src->data + (size_t)(src->layer_off[l] + sb * ss) * es, (size_t)n * es);
+    }
+    dst->pos[db] = src->pos[sb];
+    return SSMLM_OK;
+}
+
 int64_t ssmlm_state_pos(const ssmlm_state *s, int64_t b) { return b >= 0 && b < s->B ? s->pos[b] : -1; }
 
 static ssmlm_status check_ids(const ssmlm_model *m, const int32_t *ids, int64_t n) {
