@@ -43,6 +43,8 @@ static void usage(void) {
         "  --warmup N           warmup steps (default 1%% of --steps, at least 1)\n"
         "  --warmup-samples N   warmup given in samples (rows) instead\n"
         "  --wd X, --clip X, --beta1 X, --beta2 X, --eps X\n"
+        "  --no-decay LIST      comma-separated name parts exempt from weight decay, added to the\n"
+        "                       default exemptions (norms, biases, A_log, D, dt_bias), e.g. embedding\n"
         "  --seed N             initialization and data order (default 1234)\n"
         "output\n"
         "  --out DIR            checkpoints (step_*/), metrics.jsonl, loss.svg (required)\n"
@@ -110,6 +112,7 @@ static int parse_args(int argc, char **argv, train_args *a) {
         else if (OPT("--data")) a->data = v;
         else if (OPT("--out")) a->tc.out_dir = a->out = v;
         else if (OPT("--doc-sep")) a->doc_sep = v;
+        else if (OPT("--no-decay")) a->tc.no_decay = v;
         else if (OPT("--recipe")) {
             if (strcmp(v, "paper") != 0) return cli_usage_error("train", "--recipe '%s': the only recipe is 'paper'", v);
             a->paper = 1;

@@ -304,6 +304,17 @@ ssmlm_status ssmlm_train_run(ssmlm_model *m, ssmlm_batcher *train, ssmlm_batcher
     ssmlm_optimizer *o = NULL;
     s = ssmlm_optimizer_create(&o, m, &tc->adam);
     if (s != SSMLM_OK) return s;
+    if (tc->no_decay && *tc->no_decay) {
+        char buf[1024], *pats[64];
+        int np = 0;
+        snprintf(buf, sizeof buf, "%s", tc->no_decay);
+        for (char *t = strtok(buf, ","); t && np < 64; t = strtok(NULL, ",")) pats[np++] = t;
+        s = ssmlm_optimizer_set_no_decay(o, (const char *const *)pats, np);
+        if (s != SSMLM_OK) {
+            ssmlm_optimizer_free(o);
+            return s;
+        }
+    }
     ssmlm_trainstate ts;
     memset(&ts, 0, sizeof ts);
     if (tc->resume) {

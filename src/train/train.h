@@ -23,6 +23,8 @@ typedef struct ssmlm_train_config {
     int keep;                  /* checkpoints kept (>= 1) */
     int resume;                /* continue from out_dir/latest */
     int cross_doc;             /* let state and attention cross document boundaries */
+    const char *no_decay;      /* comma-separated name substrings exempt from weight decay, or NULL
+                                * (the parameter table already exempts norms, biases, A_log, D, dt_bias) */
     uint64_t seed;
     int quiet;
 } ssmlm_train_config;
