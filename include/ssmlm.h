@@ -259,7 +259,8 @@ ssmlm_status ssmlm_st_write(const char *path, const ssmlm_st_out *t, int n, cons
 
 /* ---- checkpoints ---------------------------------------------------------------------- */
 /* Loads a model folder: config.json (ssmlm or mamba_ssm) + model.safetensors (ssmlm names,
- * mamba_ssm names or HF names).  Every expected tensor must be present with its shape. */
+ * mamba_ssm names or HF names).  Every expected tensor must be present with its shape.  A
+ * training run folder (`ssmlm train --out DIR`) loads its latest checkpoint. */
 ssmlm_status ssmlm_model_load(ssmlm_model **out, const char *dir, ssmlm_dtype dtype);
 /* Writes config.json + model.safetensors into dir (created if needed), temp + rename. */
 ssmlm_status ssmlm_model_save(const ssmlm_model *m, const char *dir);

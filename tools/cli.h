@@ -27,5 +27,7 @@ int cmd_info(int argc, char **argv);
 int cmd_pattern(int argc, char **argv);
 int cmd_forward(int argc, char **argv);
 int cmd_train(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
+int cmd_score(int argc, char **argv);
 
 #endif

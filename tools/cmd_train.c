@@ -278,6 +278,9 @@ int cmd_train(int argc, char **argv) {
         printf("trained to step %lld: loss %.4f", (long long)res.steps_done, res.last_loss);
         if (vb) printf(", validation loss %.4f", res.last_val_loss);
         printf(", %.0f tokens/s; checkpoints, metrics.jsonl and loss.svg in %s\n", res.tokens_per_s, a.out);
+        if (dist.size > 1)
+            printf("all-reduce: %.3f s of %.3f s (%.1f%%) on rank 0 of %d\n", res.allreduce_seconds, res.seconds,
+                   res.seconds > 0 ? 100 * res.allreduce_seconds / res.seconds : 0.0, dist.size);
     }
 done:
     ssmlm_batcher_free(tb);

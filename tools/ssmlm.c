@@ -13,6 +13,8 @@ static const struct {
     {"pattern", cmd_pattern, "hybrid layer pattern from the paper's Algorithm 1"},
     {"forward", cmd_forward, "run a checkpoint on token ids, write logits and loss"},
     {"train", cmd_train, "train a model on token data, text or a synthetic task"},
+    {"generate", cmd_generate, "generate text from prompts (batched, streaming, sampling options)"},
+    {"score", cmd_score, "log-probabilities of continuations given a context"},
 };
 #define N_COMMANDS (int)(sizeof k_commands / sizeof k_commands[0])
 

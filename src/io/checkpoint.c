@@ -75,9 +75,24 @@ static void shape_str(char *buf, size_t n, int ndim, const int64_t *shape) {
 
 ssmlm_status ssmlm_model_load(ssmlm_model **out, const char *dir, ssmlm_dtype dtype) {
     *out = NULL;
-    char path[4096];
+    char path[4200], run_dir[4096];
     ssmlm_config c;
     snprintf(path, sizeof path, "%s/config.json", dir);
+    struct stat sb0;
+    if (stat(path, &sb0) != 0) {
+        /* a training run folder: follow its `latest` file to the newest checkpoint */
+        char latest[4096], *name = NULL;
+        snprintf(latest, sizeof latest, "%s/latest", dir);
+        if (stat(latest, &sb0) == 0 && ssmlm_file_read(latest, &name, NULL) == SSMLM_OK) {
+            name[strcspn(name, "\r\n")] = 0;
+            if (name[0] && !strchr(name, '/')) {
+                snprintf(run_dir, sizeof run_dir, "%s/%s", dir, name);
+                dir = run_dir;
+                snprintf(path, sizeof path, "%s/config.json", dir);
+            }
+            free(name);
+        }
+    }
     ssmlm_status s = ssmlm_config_load_json(&c, path);
     if (s != SSMLM_OK) {
         ssmlm_error_context("loading model %s", dir);
@@ -89,7 +104,7 @@ ssmlm_status ssmlm_model_load(ssmlm_model **out, const char *dir, ssmlm_dtype dt
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     struct stat sb;
     if (stat(path, &sb) != 0) {
-        char alt[4096];
+        char alt[4200];
         snprintf(alt, sizeof alt, "%s/pytorch_model.bin", dir);
         ssmlm_model_free(m);
         if (stat(alt, &sb) == 0)
