@@ -211,6 +211,13 @@ ssmlm_status ssmlm_model_prefill_one(ssmlm_model *m, ssmlm_state *s, int64_t b, 
 /* One token per sequence through the recurrent step.  ids [B]; logits [B, V] or NULL. */
 ssmlm_status ssmlm_model_step(ssmlm_model *m, ssmlm_state *s, const int32_t *ids, void *logits);
 
+/* One sequence of a state to/from a file (docs/STATE_FILE.md): stamped with the model's
+ * architecture, weights and dtype; a mismatching, truncated or corrupt file is refused. */
+ssmlm_status ssmlm_state_save(const ssmlm_state *s, int64_t b, const char *path);
+ssmlm_status ssmlm_state_load(ssmlm_state *s, int64_t b, const char *path);
+/* n copies of sequence b of src in a new state of capacity cap (0 = src's; >= its position). */
+ssmlm_status ssmlm_state_fork(ssmlm_state **out, const ssmlm_state *src, int64_t b, int64_t n, int64_t cap);
+
 /* ---- safetensors ---------------------------------------------------------------------- */
 typedef enum {
     SSMLM_ST_F32 = 0, SSMLM_ST_F64, SSMLM_ST_BF16, SSMLM_ST_F16,
