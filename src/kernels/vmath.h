@@ -15,10 +15,12 @@ static inline real RNAME(vexp)(real x) {
 #else
     /* exp(x) = 2^k exp(r), k = round(x / ln 2) (adding and removing 1.5 * 2^23 rounds to
      * an integer; floorf would not vectorize), r = x - k ln 2 (two-part ln 2) */
-    x = x < -87.0f ? -87.0f : x;
-    x = x > 88.0f ? 88.0f : x;
-    float k = (x * 1.44269504089f + 12582912.0f) - 12582912.0f;
-    float r = x - k * 0.693359375f;
+    /* clamp to [-87, 88]; written so that NaN becomes -87 here (the integer conversion below
+     * must never see NaN) and is restored at the end */
+    float xc = x > -87.0f ? x : -87.0f;
+    xc = xc < 88.0f ? xc : 88.0f;
+    float k = (xc * 1.44269504089f + 12582912.0f) - 12582912.0f;
+    float r = xc - k * 0.693359375f;
     r = r - k * -2.12194440e-4f;
     float p = 1.9875691500e-4f;
     p = p * r + 1.3981999507e-3f;
@@ -29,7 +31,7 @@ static inline real RNAME(vexp)(real x) {
     p = p * r * r + r + 1.0f;
     union { int32_t i; float f; } sc;
     sc.i = ((int32_t)k + 127) << 23;
-    return p * sc.f;
+    return x == x ? p * sc.f : x;
 #endif
 }
 
