@@ -195,3 +195,25 @@ int run_ssmlm(const char *args, char *out, size_t cap) {
     int st = pclose(f);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
+
+void *read_all(const char *path, size_t *n) {
+    *n = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    *n = len > 0 ? (size_t)len : 0;
+    void *p = malloc(*n ? *n : 1);
+    if (p && fread(p, 1, *n, f) != *n) *n = 0;
+    fclose(f);
+    return p;
+}
+
+void write_all(const char *path, const void *p, size_t n) {
+    FILE *f = fopen(path, "wb");
+    CHECK(f != NULL, "cannot write %s", path);
+    if (!f) return;
+    CHECK(fwrite(p, 1, n, f) == n, "short write %s", path);
+    fclose(f);
+}

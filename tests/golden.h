@@ -56,6 +56,11 @@ int run_ssmlm(const char *args, char *out, size_t cap);
 /* The folder of the ssmlm program under test. */
 const char *ssmlm_build_dir(void);
 
+/* Whole file into a malloc'ed buffer (NULL if it cannot be opened; *n = 0 on a short read),
+ * and a buffer written to a file (records CHECKs). */
+void *read_all(const char *path, size_t *n);
+void write_all(const char *path, const void *p, size_t n);
+
 /* Fill with uniform values in [-a, a] from a simple seeded generator. */
 void fill_uniform(real *x, int64_t n, double a, uint64_t *seed);
 

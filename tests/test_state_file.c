@@ -4,7 +4,7 @@
  * architecture, other weights or another dtype, truncated or with flipped bytes, a missing file,
  * a capacity too small and bad indices are refused with a clear error naming the file, leaving
  * the target state unchanged. */
-#include "test.h"
+#include "golden.h"
 #include "infer/state_file.h"
 #include "model/model.h"
 #include "train/trainstate.h"
@@ -64,26 +64,7 @@ static int same_seq(const ssmlm_state *s1, int64_t a, const ssmlm_state *s2, int
     return 1;
 }
 
-static void *read_all(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    *n = 0;
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    *n = (size_t)ftell(f);
-    fseek(f, 0, SEEK_SET);
-    void *p = malloc(*n ? *n : 1);
-    if (p && fread(p, 1, *n, f) != *n) *n = 0;
-    fclose(f);
-    return p;
-}
 
-static void write_all(const char *path, const void *p, size_t n) {
-    FILE *f = fopen(path, "wb");
-    CHECK(f != NULL, "cannot write %s", path);
-    if (!f) return;
-    CHECK(fwrite(p, 1, n, f) == n, "short write %s", path);
-    fclose(f);
-}
 
 static int count_temp_files(void) {
     DIR *d = opendir(g_dir);

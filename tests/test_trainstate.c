@@ -3,7 +3,7 @@
  * parameters as not stopping; the fingerprint; a file for another model, another dtype, or a
  * truncated, corrupt or foreign file is refused with a clear error and changes nothing; saves
  * go through temp + rename. */
-#include "test.h"
+#include "golden.h"
 #include "train/trainstate.h"
 #include <dirent.h>
 #include <inttypes.h>
@@ -58,25 +58,7 @@ static int count_files(const char *s) {
     return n;
 }
 
-static void *read_all(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    *n = (size_t)ftell(f);
-    fseek(f, 0, SEEK_SET);
-    void *p = malloc(*n ? *n : 1);
-    if (fread(p, 1, *n, f) != *n) *n = 0;
-    fclose(f);
-    return p;
-}
 
-static void write_all(const char *path, const void *p, size_t n) {
-    FILE *f = fopen(path, "wb");
-    CHECK(f != NULL, "cannot write %s", path);
-    if (!f) return;
-    CHECK(fwrite(p, 1, n, f) == n, "short write %s", path);
-    fclose(f);
-}
 
 static void sample_state(ssmlm_trainstate *ts) {
     memset(ts, 0, sizeof *ts);
