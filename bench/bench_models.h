@@ -15,6 +15,7 @@
 #include <ftw.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 static inline double bench_flops_per_token(const ssmlm_config *c, int64_t T) {
     ssmlm_param_counts pc;
@@ -66,10 +67,11 @@ static inline void bench_model_config(ssmlm_config *c, int hybrid) {
 }
 
 /* ---- CPU used by other processes ----------------------------------------------------------
- * busy = all CPU time of the machine (/proc/stat, minus idle and iowait); own = this process
- * and its waited-for descendants (/proc/self/stat utime + stime + cutime + cstime).  Between
- * two samples, (busy - own) / (elapsed x CPUs) is the share of the machine that other processes
- * took: a measurement with a large share ran on a busy machine. */
+ * busy = all CPU time of the machine (/proc/stat minus idle and iowait; time stolen by the
+ * host counts as busy); own = this process and its waited-for descendants (/proc/self/stat
+ * utime + stime + cutime + cstime).  Between two samples, (busy - own) / (elapsed x CPUs) is
+ * the share of the machine that other processes took: a measurement with a large share ran on
+ * a busy machine. */
 typedef struct bench_cpu_sample { double busy, total, own; } bench_cpu_sample;
 
 static inline bench_cpu_sample bench_cpu_now(void) {
@@ -106,6 +108,20 @@ static inline double bench_cpu_foreign(bench_cpu_sample a, bench_cpu_sample b) {
     if (tot <= 0) return 0;
     double f = ((b.busy - a.busy) - (b.own - a.own)) / tot;
     return f < 0 ? 0 : f;
+}
+
+/* Waits until other processes use at most `share` of the CPUs over a 0.5 s window, or until
+ * max_s seconds passed; returns the last window's share. */
+static inline double bench_wait_quiet(double share, double max_s) {
+    struct timespec half = {0, 500000000L};
+    double waited = 0, f = 0;
+    for (;;) {
+        bench_cpu_sample a = bench_cpu_now();
+        nanosleep(&half, NULL);
+        f = bench_cpu_foreign(a, bench_cpu_now());
+        waited += 0.5;
+        if (f <= share || waited >= max_s) return f;
+    }
 }
 
 /* ---- temporary folders -------------------------------------------------------------------- */

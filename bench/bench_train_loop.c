@@ -8,25 +8,30 @@
  * the same number of bare steps (the order alternates between rounds).  Reported:
  *   loop tokens/s    = steps x B x T / (run wall time - final checkpoint time)
  *   loop step        = median per-step time the loop logs in metrics.jsonl (steps >= 2)
+ *   loop step 1      = the first logged step (first touch of the AdamW moments)
  *   bare step        = median of the bare steps
+ *   outside steps    = run wall time - checkpoint - sum of the logged step times (AdamW moment
+ *                      allocation, output-folder probe, metrics writes, loss plot)
  *   checkpoint       = from the last metrics.jsonl write (its mtime) to the rename of
  *                      out_dir/latest (its ctime): weights + AdamW state + fsyncs + renames
  *   MFU              = model FLOP/s / (peak FMA FLOP/s of one core x threads); the peak comes
  *                      from an FMA loop of independent accumulators (AVX-512 and AVX2, the
  *                      faster one) run in the same process; the same-run OpenBLAS sgemm
  *                      GFLOP/s is printed as a second denominator.
- * Rounds where other processes took more than --max-foreign of the CPUs are repeated (up to
- * twice the rounds), and every round's share is printed.
+ * Each round of a model waits (up to 30 s) for a moment when other processes use at most
+ * --max-foreign of the CPUs; a round during which they used more is dropped and repeated (at
+ * most 2 extra rounds per model), and every round's share is printed.
  * usage: bench_train_loop [--rounds R] [--steps S] [--threads N] [--batch B] [--seq T]
  *                         [--max-foreign F] */
 #include "bench_common.h"
 #include "bench_models.h"
 #include "train/train.h"
+#include <dirent.h>
 #include <immintrin.h>
 #include <math.h>
-#include <dirent.h>
 #include <omp.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /* Median [min-max] of n values, leaving them in place. */
 static bench_stats stats_of(const double *x, int n) {
@@ -155,7 +160,7 @@ typedef struct model_run {
     ssmlm_config cfg;
     ssmlm_model *m;
     double flops_tok;
-    double *loop_tps, *loop_step, *bare_step, *ratio, *ckpt, *ckpt_mb, *first_extra;
+    double *loop_tps, *loop_step, *bare_step, *ratio, *ckpt, *ckpt_mb, *fixed;
     int n;
 } model_run;
 
@@ -213,7 +218,7 @@ int main(int argc, char **argv) {
         return 1;
     }
 
-    int maxr = 2 * rounds;
+    int maxr = rounds + 2; /* attempts per model */
     model_run mr[2];
     for (int k = 0; k < 2; k++) {
         memset(&mr[k], 0, sizeof mr[k]);
@@ -225,11 +230,12 @@ int main(int argc, char **argv) {
         ssmlm_model_init(mr[k].m, 1);
         mr[k].flops_tok = bench_flops_per_token(&mr[k].cfg, T);
         double **cols[7] = {&mr[k].loop_tps, &mr[k].loop_step, &mr[k].bare_step, &mr[k].ratio, &mr[k].ckpt,
-                            &mr[k].ckpt_mb, &mr[k].first_extra};
+                            &mr[k].ckpt_mb, &mr[k].fixed};
         for (int c = 0; c < 7; c++) *cols[c] = calloc((size_t)maxr, sizeof(double));
     }
 
     double peak1, peak_all;
+    bench_wait_quiet(max_foreign, 30);
     fma_peak(threads, &peak1, &peak_all);
     int64_t GM = 2048, GN = 2048, GK = 512;
     float *A = bench_random(GM * GK, 1), *Bw = bench_random(GN * GK, 2), *C = malloc((size_t)(GM * GN) * sizeof(float));
@@ -259,100 +265,98 @@ int main(int argc, char **argv) {
         ssmlm_model_set_segments(mr[k].m, NULL, 0);
     }
 
-    printf("| round | model | others' CPU | loop tokens/s | loop step s | bare step s | loop / bare | checkpoint s |\n");
-    printf("|---|---|---|---|---|---|---|---|\n");
-    int done = 0, attempts = 0;
+    printf("| round | model | others' CPU | loop tokens/s | loop step 1 s | loop step s | bare step s | loop / bare | "
+           "outside steps s | checkpoint s |\n");
+    printf("|---|---|---|---|---|---|---|---|---|---|\n");
     double *bare_t = malloc((size_t)steps * sizeof(double)), *loop_t = malloc((size_t)(steps + 1) * sizeof(double));
-    while (done < rounds && attempts < maxr) {
-        attempts++;
+    int attempts[2] = {0, 0}, busy_kept = 0;
+    /* one unit = one model's loop run and bare steps; the two models alternate */
+    for (int unit = 0; unit < 2 * maxr; unit++) {
+        int k = unit % 2;
+        if (mr[k].n >= rounds || attempts[k] >= maxr) continue;
+        int a = ++attempts[k];
+        bench_wait_quiet(max_foreign, 30);
         gs[ng++] = bench_sgemm_once(GM, GN, GK, A, Bw, C);
         bench_cpu_sample c0 = bench_cpu_now();
-        double r_tps[2], r_ls[2], r_bs[2], r_ck[2], r_mb[2], r_fx[2];
-        int ok = 1;
-        for (int k = 0; k < 2 && ok; k++) {
-            for (int phase = 0; phase < 2; phase++) {
-                int do_loop = (phase == 0) == (attempts % 2 == 1);
-                if (do_loop) {
-                    char dir[512];
-                    snprintf(dir, sizeof dir, "%s/run_%d_%d", base, k, attempts);
-                    ssmlm_train_config tc;
-                    ssmlm_train_defaults(&tc);
-                    tc.out_dir = dir;
-                    tc.steps = steps;
-                    tc.batch_rows = tc.micro_rows = B;
-                    tc.seq_len = T;
-                    tc.sched.warmup = 1;
-                    tc.sched.total = steps;
-                    tc.keep = 1;
-                    tc.quiet = 1;
-                    ssmlm_train_result res;
-                    struct timespec rt0, rt1;
-                    clock_gettime(CLOCK_REALTIME, &rt0);
-                    double t0 = bench_now();
-                    ssmlm_status s = ssmlm_train_run(mr[k].m, loop_b, NULL, &tc, &dist, NULL, &res);
-                    double wall = bench_now() - t0;
-                    clock_gettime(CLOCK_REALTIME, &rt1);
-                    { char q[1024]; struct stat a, b; snprintf(q, sizeof q, "%s/metrics.jsonl", dir); stat(q, &a);
-                      snprintf(q, sizeof q, "%s/latest", dir); stat(q, &b);
-                      fprintf(stderr, "DBG metrics_end %.3f latest %.3f end %.3f wall %.3f\n", ts_sec(a.st_mtim)-ts_sec(rt0), ts_sec(b.st_ctim)-ts_sec(rt0), ts_sec(rt1)-ts_sec(rt0), wall);
-                      snprintf(q, sizeof q, "cat %s/metrics.jsonl >&2", dir); if (system(q)) {} }
-                    if (s != SSMLM_OK) {
-                        fprintf(stderr, "error: %s\nhint: %s\n", ssmlm_last_error(), ssmlm_last_hint());
-                        return 1;
-                    }
-                    double bytes = 0;
-                    r_ck[k] = checkpoint_seconds(dir, &bytes);
-                    r_mb[k] = bytes / 1e6;
-                    r_tps[k] = (double)(steps * B * T) / (wall - r_ck[k]);
-                    int n = read_step_times(dir, (double)(B * T), loop_t, steps + 1);
-                    if (n != steps) {
-                        fprintf(stderr, "error: %s/metrics.jsonl has %d steps, expected %d\n", dir, n, steps);
-                        return 1;
-                    }
-                    double first = loop_t[0];
-                    bench_stats ls = bench_summarize(loop_t + 1, n - 1);
-                    r_ls[k] = ls.median;
-                    r_fx[k] = first - ls.median;
-                    bench_rmtree(dir);
-                } else {
-                    for (int i = 0; i < steps; i++) {
-                        ssmlm_batcher_next(bare_b, B, ids, labels, seg);
-                        double t0 = bench_now();
-                        ssmlm_model_set_segments(mr[k].m, seg, B * T);
-                        ssmlm_model_forward(mr[k].m, ids, labels, B, T, NULL, &loss);
-                        ssmlm_model_backward(mr[k].m, 0);
-                        bare_t[i] = bench_now() - t0;
-                    }
-                    ssmlm_model_set_segments(mr[k].m, NULL, 0);
-                    r_bs[k] = bench_summarize(bare_t, steps).median;
+        double r_tps = 0, r_ls = 0, r_bs = 0, r_ck = 0, r_mb = 0, r_fx = 0, r_f1 = 0;
+        for (int phase = 0; phase < 2; phase++) {
+            int do_loop = (phase == 0) == (a % 2 == 1);
+            if (do_loop) {
+                char dir[512];
+                snprintf(dir, sizeof dir, "%s/run_%d_%d", base, k, a);
+                ssmlm_train_config tc;
+                ssmlm_train_defaults(&tc);
+                tc.out_dir = dir;
+                tc.steps = steps;
+                tc.batch_rows = tc.micro_rows = B;
+                tc.seq_len = T;
+                tc.sched.warmup = 1;
+                tc.sched.total = steps;
+                tc.keep = 1;
+                tc.quiet = 1;
+                ssmlm_train_result res;
+                double t0 = bench_now();
+                ssmlm_status s = ssmlm_train_run(mr[k].m, loop_b, NULL, &tc, &dist, NULL, &res);
+                double wall = bench_now() - t0;
+                if (s != SSMLM_OK) {
+                    fprintf(stderr, "error: %s\nhint: %s\n", ssmlm_last_error(), ssmlm_last_hint());
+                    return 1;
                 }
+                double bytes = 0;
+                r_ck = checkpoint_seconds(dir, &bytes);
+                r_mb = bytes / 1e6;
+                r_tps = (double)(steps * B * T) / (wall - r_ck);
+                int n = read_step_times(dir, (double)(B * T), loop_t, steps + 1);
+                if (n != steps) {
+                    fprintf(stderr, "error: %s/metrics.jsonl has %d steps, expected %d\n", dir, n, steps);
+                    return 1;
+                }
+                double sum = 0;
+                for (int i = 0; i < n; i++) sum += loop_t[i];
+                r_fx = wall - r_ck - sum;
+                r_f1 = loop_t[0];
+                r_ls = bench_summarize(loop_t + 1, n - 1).median;
+                /* removed and committed to disk before the next timing (ext4 discards freed
+                 * blocks at the journal commit, which the next fsync would otherwise wait for) */
+                bench_rmtree(dir);
+                sync();
+            } else {
+                for (int i = 0; i < steps; i++) {
+                    ssmlm_batcher_next(bare_b, B, ids, labels, seg);
+                    double t0 = bench_now();
+                    ssmlm_model_set_segments(mr[k].m, seg, B * T);
+                    ssmlm_model_forward(mr[k].m, ids, labels, B, T, NULL, &loss);
+                    ssmlm_model_backward(mr[k].m, 0);
+                    bare_t[i] = bench_now() - t0;
+                }
+                ssmlm_model_set_segments(mr[k].m, NULL, 0);
+                r_bs = bench_summarize(bare_t, steps).median;
             }
         }
         double foreign = bench_cpu_foreign(c0, bench_cpu_now());
         gs[ng++] = bench_sgemm_once(GM, GN, GK, A, Bw, C);
-        int keep = foreign <= max_foreign || attempts > maxr - (rounds - done);
-        for (int k = 0; k < 2; k++)
-            printf("| %d%s | %s | %.0f%% | %.0f | %.3f | %.3f | %.3f | %.2f |\n", attempts, keep ? "" : " (dropped)",
-                   mr[k].cfg.name, 100 * foreign, r_tps[k], r_ls[k], r_bs[k], r_ls[k] / r_bs[k], r_ck[k]);
+        /* a busy unit is dropped unless this model has no attempt left to replace it */
+        int keep = foreign <= max_foreign || maxr - a < rounds - mr[k].n;
+        busy_kept += keep && foreign > max_foreign;
+        printf("| %d%s | %s | %.0f%% | %.0f | %.3f | %.3f | %.3f | %.3f | %.2f | %.2f |\n", a, keep ? "" : " (dropped)",
+               mr[k].cfg.name, 100 * foreign, r_tps, r_f1, r_ls, r_bs, r_ls / r_bs, r_fx, r_ck);
         fflush(stdout);
         if (!keep) continue;
-        for (int k = 0; k < 2; k++) {
-            int j = mr[k].n++;
-            mr[k].loop_tps[j] = r_tps[k];
-            mr[k].loop_step[j] = r_ls[k];
-            mr[k].bare_step[j] = r_bs[k];
-            mr[k].ratio[j] = r_ls[k] / r_bs[k];
-            mr[k].ckpt[j] = r_ck[k];
-            mr[k].ckpt_mb[j] = r_mb[k];
-            mr[k].first_extra[j] = r_fx[k];
-        }
-        done++;
+        int j = mr[k].n++;
+        mr[k].loop_tps[j] = r_tps;
+        mr[k].loop_step[j] = r_ls;
+        mr[k].bare_step[j] = r_bs;
+        mr[k].ratio[j] = r_ls / r_bs;
+        mr[k].ckpt[j] = r_ck;
+        mr[k].ckpt_mb[j] = r_mb;
+        mr[k].fixed[j] = r_fx;
     }
+    if (busy_kept) printf("\nwarning: %d kept round(s) ran while other processes used > %.0f%% of the CPUs\n", busy_kept, 100 * max_foreign);
     bench_stats g = bench_summarize(gs, ng);
     double denom = peak1 * threads;
 
-    printf("\nmedian [min-max] over %d kept rounds; MFU = model FLOP/s / (%.1f GFLOP/s per core x %d)\n\n", done,
-           peak1 / 1e9, threads);
+    printf("\nmedian [min-max] over %d kept rounds per model; MFU = model FLOP/s / (%.1f GFLOP/s per core x %d)\n\n",
+           rounds, peak1 / 1e9, threads);
     printf("| model | path | step s | tokens/s | GFLOP/s | MFU | fraction of sgemm (%.0f GFLOP/s) |\n", g.median);
     printf("|---|---|---|---|---|---|---|\n");
     for (int k = 0; k < 2; k++) {
@@ -369,7 +373,7 @@ int main(int argc, char **argv) {
                r->cfg.name, lt.median, lt.min, lt.max, lt.median * ft / 1e9, 100 * lt.median * ft / denom,
                100 * lt.median * ft / (g.median * 1e9));
     }
-    printf("\n| model | loop step / bare step | whole-run tokens/s / bare | first-step extra s | final checkpoint s | "
+    printf("\n| model | loop step / bare step | whole-run tokens/s / bare | outside the steps s | final checkpoint s | "
            "checkpoint MB | MB/s |\n");
     printf("|---|---|---|---|---|---|---|\n");
     for (int k = 0; k < 2; k++) {
@@ -380,7 +384,7 @@ int main(int argc, char **argv) {
             rel[j] = r->loop_tps[j] / ((double)(B * T) / r->bare_step[j]);
             rate[j] = r->ckpt_mb[j] / r->ckpt[j];
         }
-        bench_stats ra = stats_of(r->ratio, n), re = stats_of(rel, n), fx = stats_of(r->first_extra, n),
+        bench_stats ra = stats_of(r->ratio, n), re = stats_of(rel, n), fx = stats_of(r->fixed, n),
                     ck = stats_of(r->ckpt, n), rt = stats_of(rate, n);
         printf("| %s | %.3f [%.3f-%.3f] | %.3f [%.3f-%.3f] | %.2f [%.2f-%.2f] | %.2f [%.2f-%.2f] | %.0f | %.0f [%.0f-%.0f] |\n",
                r->cfg.name, ra.median, ra.min, ra.max, re.median, re.min, re.max, fx.median, fx.min, fx.max, ck.median,
@@ -394,7 +398,7 @@ int main(int argc, char **argv) {
     for (int k = 0; k < 2; k++) {
         ssmlm_model_free(mr[k].m);
         double *cols[7] = {mr[k].loop_tps, mr[k].loop_step, mr[k].bare_step, mr[k].ratio, mr[k].ckpt, mr[k].ckpt_mb,
-                           mr[k].first_extra};
+                           mr[k].fixed};
         for (int c = 0; c < 7; c++) free(cols[c]);
     }
     ssmlm_batcher_free(loop_b);
