@@ -114,7 +114,7 @@ static void remove_tree(const char *dir) {
  * left by interrupted writes. */
 static void prune_checkpoints(const char *out_dir, int keep, int64_t newest) {
     enum { MAX_SEEN = 4096 };
-    static int64_t steps[MAX_SEEN];
+    int64_t steps[MAX_SEEN];
     int n = 0;
     char p[4096];
     DIR *dd = opendir(out_dir);
@@ -434,6 +434,11 @@ ssmlm_status ssmlm_train_run(ssmlm_model *m, ssmlm_batcher *train, ssmlm_batcher
             ssmlm_batcher_pos pos = ssmlm_batcher_tell(train);
             memcpy(ts.data_pos, &pos, sizeof pos);
             ts.data_pos_len = (int)sizeof pos;
+            snprintf(ts.meta_json, sizeof ts.meta_json,
+                     "{\"steps\":%lld,\"batch_rows\":%lld,\"micro_rows\":%lld,\"seq_len\":%lld,\"ranks\":%d,"
+                     "\"peak_lr\":%.9g,\"min_lr\":%.9g,\"warmup\":%lld,\"decay_end\":%lld,\"loss\":%.6f}",
+                     (long long)tc->steps, (long long)R, (long long)mr, (long long)T, d->size, tc->sched.peak_lr,
+                     tc->sched.min_lr, (long long)tc->sched.warmup, (long long)tc->sched.total, loss);
             s = write_checkpoint(tc, m, o, &ts);
             if (s != SSMLM_OK) goto done;
             write_plot(tc->out_dir, &ctr, &cva);
