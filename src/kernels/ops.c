@@ -18,6 +18,20 @@ void RNAME(gemm)(int ta, int tb, int64_t M, int64_t N, int64_t K, real alpha, co
             for (int64_t j = 0; j < N; j++) C[i * ldc + j] = beta == 0 ? 0 : beta * C[i * ldc + j];
         return;
     }
+    if (M == 1) {
+        /* one row (decode at batch 1): OpenBLAS 0.3.21's sgemm with M = 1 runs 2-4x slower than
+         * its gemv (reference performance.md §2.5).  c[1,N] = alpha a op(B) + beta c, with a
+         * the row of op(A): stride 1, or lda when A is transposed. */
+        blasint incx = ta ? (blasint)lda : 1;
+#if REAL_IS_F64
+        cblas_dgemv(CblasRowMajor, tb ? CblasNoTrans : CblasTrans, (blasint)(tb ? N : K), (blasint)(tb ? K : N),
+                    alpha, B, (blasint)ldb, A, incx, beta, C, 1);
+#else
+        cblas_sgemv(CblasRowMajor, tb ? CblasNoTrans : CblasTrans, (blasint)(tb ? N : K), (blasint)(tb ? K : N),
+                    alpha, B, (blasint)ldb, A, incx, beta, C, 1);
+#endif
+        return;
+    }
 #if REAL_IS_F64
     cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
                 (blasint)M, (blasint)N, (blasint)K, alpha, A, (blasint)lda, B, (blasint)ldb, beta,
