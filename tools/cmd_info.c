@@ -4,7 +4,16 @@
 #include <string.h>
 
 static void print_bytes(const char *what, double bytes) {
-    printf("  %-34s %10.2f GB\n", what, bytes / 1e9);
+    const char *unit = "GB";
+    double v = bytes / 1e9;
+    if (bytes < 1e6) {
+        unit = "KB";
+        v = bytes / 1e3;
+    } else if (bytes < 1e9) {
+        unit = "MB";
+        v = bytes / 1e6;
+    }
+    printf("  %-44s %10.2f %s\n", what, v, unit);
 }
 
 static void print_counts_line(const char *what, int64_t layers, int64_t n) {
