@@ -249,11 +249,14 @@ static void write_plot(const char *out_dir, curve *tr, curve *va) {
     ssmlm_svg_plot(p, &plot);
 }
 
-/* Mean validation loss over eval_rows rows (all ranks compute it redundantly on rank-local
- * slices and reduce). */
-static ssmlm_status validate(ssmlm_model *m, ssmlm_batcher *val, const ssmlm_train_config *tc, ssmlm_dist *d,
-                             int32_t *ids, int32_t *labels, int32_t *seg, double *out) {
+/* Mean validation loss over the same eval_rows rows every time (from vstart); micro-batches are
+ * spread over the ranks and the sums reduced. */
+static ssmlm_status validate(ssmlm_model *m, ssmlm_batcher *val, ssmlm_batcher_pos vstart,
+                             const ssmlm_train_config *tc, ssmlm_dist *d, int32_t *ids, int32_t *labels,
+                             int32_t *seg, double *out) {
     int64_t T = tc->seq_len, rows = tc->eval_rows, mr = tc->micro_rows;
+    ssmlm_status s0 = ssmlm_batcher_seek(val, vstart);
+    if (s0 != SSMLM_OK) return s0;
     double acc[2] = {0, 0}; /* sum of loss*count, count */
     for (int64_t r0 = 0; r0 < rows; r0 += mr) {
         int64_t nr = rows - r0 < mr ? rows - r0 : mr;
@@ -349,6 +352,8 @@ ssmlm_status ssmlm_train_run(ssmlm_model *m, ssmlm_batcher *train, ssmlm_batcher
         goto done;
     }
     int64_t start = ts.step;
+    ssmlm_batcher_pos vstart = {0, 0, 0};
+    if (val) vstart = ssmlm_batcher_tell(val);
     if (p && root) {
         ssmlm_progress_begin(p, tc->steps, "train");
         ssmlm_progress_skip(p, start);
@@ -413,7 +418,7 @@ ssmlm_status ssmlm_train_run(ssmlm_model *m, ssmlm_batcher *train, ssmlm_batcher
         double vloss = NAN;
         int do_eval = val && ((tc->eval_every > 0 && step % tc->eval_every == 0) || step == tc->steps);
         if (do_eval) {
-            s = validate(m, val, tc, d, ids, labels, seg, &vloss);
+            s = validate(m, val, vstart, tc, d, ids, labels, seg, &vloss);
             if (s != SSMLM_OK) goto done;
             res->last_val_loss = vloss;
         }
