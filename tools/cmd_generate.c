@@ -140,7 +140,11 @@ static void generate_help(void) {
            "                       a prompt that needs more is an error\n"
            "  --memory-plan        print the fixed SSM/conv state and the KV cache bytes first\n"
            "  --dtype f32|f64      compute precision (default f32)\n"
-           "  --no-stream          print each sequence when it is complete\n\n"
+           "  --no-stream          print each sequence when it is complete\n"
+           "  --save-state FILE    once the prompt is processed, save its state (one prompt only;\n"
+           "                       with --max-new 0 nothing is generated)\n"
+           "  --load-state FILE    start every prompt from a saved state: the prompt continues it\n"
+           "                       (several prompts fork the saved state into several continuations)\n\n"
            "One prompt streams its text as it is produced; several prompts print one block per sequence,\n"
            "in the order they finish, headed by the sequence number and why it stopped.\n");
 }
@@ -148,7 +152,8 @@ static void generate_help(void) {
 int cmd_generate(int argc, char **argv) {
     const char *model_dir = NULL, *v, *prompt_file = NULL;
     const char *texts[MAX_ITEMS], *id_strs[MAX_ITEMS], *stops[MAX_ITEMS];
-    int n_texts = 0, n_id_strs = 0, n_stops = 0, memory_plan = 0, stream = 1, have_eod = 0;
+    const char *save_state = NULL, *load_state = NULL;
+    int n_texts = 0, n_id_strs = 0, n_stops = 0, memory_plan = 0, stream = 1, have_eod = 0, max_new_zero = 0;
     int64_t eod = -1;
     ssmlm_dtype dtype = SSMLM_F32;
     ssmlm_gen_config cfg;
@@ -166,6 +171,10 @@ int cmd_generate(int argc, char **argv) {
             stream = 0;
         } else if ((v = cli_opt(argc, argv, &i, "--model", &missing))) {
             model_dir = v;
+        } else if ((v = cli_opt(argc, argv, &i, "--save-state", &missing))) {
+            save_state = v;
+        } else if ((v = cli_opt(argc, argv, &i, "--load-state", &missing))) {
+            load_state = v;
         } else if ((v = cli_opt(argc, argv, &i, "--prompt-file", &missing))) {
             prompt_file = v;
         } else if ((v = cli_opt(argc, argv, &i, "--prompt", &missing))) {
@@ -178,8 +187,9 @@ int cmd_generate(int argc, char **argv) {
             if (n_stops == MAX_ITEMS) return cli_usage_error("generate", "more than %d --stop options", MAX_ITEMS);
             stops[n_stops++] = v;
         } else if ((v = cli_opt(argc, argv, &i, "--max-new", &missing))) {
-            if (!cli_parse_i64(v, &x) || x < 1) return cli_usage_error("generate", "--max-new '%s' must be a positive integer", v);
-            cfg.max_new = x;
+            if (!cli_parse_i64(v, &x) || x < 0) return cli_usage_error("generate", "--max-new '%s' must be a non-negative integer", v);
+            cfg.max_new = x > 0 ? x : 1;
+            max_new_zero = x == 0;
         } else if ((v = cli_opt(argc, argv, &i, "--ctx", &missing))) {
             if (!cli_parse_i64(v, &x) || x < 1) return cli_usage_error("generate", "--ctx '%s' must be a positive integer", v);
             cfg.ctx = x;
@@ -256,6 +266,19 @@ int cmd_generate(int argc, char **argv) {
             rc = 1;
             goto done;
         }
+    }
+    if (save_state && n != 1) {
+        rc = cli_usage_error("generate", "--save-state takes exactly one prompt (got %d)", n);
+        goto done;
+    }
+    if (max_new_zero && !save_state) {
+        rc = cli_usage_error("generate", "--max-new 0 generates nothing; it is meant for --save-state");
+        goto done;
+    }
+    for (int i = 0; i < n; i++) {
+        req[i].state_in = load_state;
+        req[i].state_out = save_state;
+        if (max_new_zero) req[i].max_new = -1;
     }
     if (ssmlm_model_load(&m, model_dir, dtype) != SSMLM_OK) {
         rc = cli_error();

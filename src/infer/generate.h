@@ -15,7 +15,11 @@ typedef struct ssmlm_gen_request {
     const char *text;
     const int32_t *ids;
     int64_t n_ids;
-    int64_t max_new;          /* > 0 overrides ssmlm_gen_config.max_new for this prompt */
+    int64_t max_new;          /* > 0 overrides ssmlm_gen_config.max_new for this prompt; < 0: none
+                                 (only process the prompt, e.g. to save its state) */
+    const char *state_in;     /* start from this saved state (ssmlm_state_save): the prompt then
+                                 continues it, its tokens fed one at a time; NULL = fresh */
+    const char *state_out;    /* once the prompt is processed, save the sequence's state here */
 } ssmlm_gen_request;
 
 typedef struct ssmlm_gen_config {
