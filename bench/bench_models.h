@@ -134,4 +134,20 @@ static int bench_rm_entry(const char *path, const struct stat *sb, int flag, str
 /* Removes a folder and everything below it (symbolic links are not followed). */
 static inline void bench_rmtree(const char *dir) { nftw(dir, bench_rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
 
+/* Per-step seconds of a training run, from its metrics.jsonl (tokens per step / tok_per_s);
+ * returns the number of steps read. */
+static inline int bench_read_step_times(const char *dir, double tokens_per_step, double *dt, int max) {
+    char p[1024], line[1024];
+    snprintf(p, sizeof p, "%s/metrics.jsonl", dir);
+    FILE *f = fopen(p, "r");
+    int n = 0;
+    if (!f) return 0;
+    while (n < max && fgets(line, sizeof line, f)) {
+        const char *q = strstr(line, "\"tok_per_s\":");
+        if (q && atof(q + 12) > 0) dt[n++] = tokens_per_step / atof(q + 12);
+    }
+    fclose(f);
+    return n;
+}
+
 #endif

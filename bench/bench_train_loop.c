@@ -113,20 +113,6 @@ static void fma_peak(int threads, double *one, double *all) {
 }
 
 /* ---- the loop's own records ------------------------------------------------------------- */
-/* Per-step seconds from metrics.jsonl (tokens per step / tok_per_s); returns the count. */
-static int read_step_times(const char *dir, double tokens_per_step, double *dt, int max) {
-    char p[1024], line[1024];
-    snprintf(p, sizeof p, "%s/metrics.jsonl", dir);
-    FILE *f = fopen(p, "r");
-    int n = 0;
-    if (!f) return 0;
-    while (n < max && fgets(line, sizeof line, f)) {
-        const char *q = strstr(line, "\"tok_per_s\":");
-        if (q && atof(q + 12) > 0) dt[n++] = tokens_per_step / atof(q + 12);
-    }
-    fclose(f);
-    return n;
-}
 
 static double ts_sec(struct timespec t) { return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec; }
 
@@ -306,7 +292,7 @@ int main(int argc, char **argv) {
                 r_ck = checkpoint_seconds(dir, &bytes);
                 r_mb = bytes / 1e6;
                 r_tps = (double)(steps * B * T) / (wall - r_ck);
-                int n = read_step_times(dir, (double)(B * T), loop_t, steps + 1);
+                int n = bench_read_step_times(dir, (double)(B * T), loop_t, steps + 1);
                 if (n != steps) {
                     fprintf(stderr, "error: %s/metrics.jsonl has %d steps, expected %d\n", dir, n, steps);
                     return 1;

@@ -30,20 +30,6 @@ typedef struct run_result {
     double foreign;
 } run_result;
 
-/* Per-step seconds from metrics.jsonl; returns the number of steps read. */
-static int read_steps(const char *dir, double tokens_per_step, double *dt, int max) {
-    char p[1024], line[1024];
-    snprintf(p, sizeof p, "%s/metrics.jsonl", dir);
-    FILE *f = fopen(p, "r");
-    int n = 0;
-    if (!f) return 0;
-    while (n < max && fgets(line, sizeof line, f)) {
-        const char *q = strstr(line, "\"tok_per_s\":");
-        if (q && atof(q + 12) > 0) dt[n++] = tokens_per_step / atof(q + 12);
-    }
-    fclose(f);
-    return n;
-}
 
 /* Runs one training command, prints its output on failure; returns 0 on success. */
 static int run_train(const char *cmd, const char *out_dir, int steps, double tokens_per_step, run_result *r) {
@@ -64,7 +50,7 @@ static int run_train(const char *cmd, const char *out_dir, int steps, double tok
     int rc = pclose(p);
     r->foreign = bench_cpu_foreign(c0, bench_cpu_now());
     double *dt = malloc((size_t)(steps + 1) * sizeof(double));
-    int n = read_steps(out_dir, tokens_per_step, dt, steps + 1);
+    int n = bench_read_step_times(out_dir, tokens_per_step, dt, steps + 1);
     if (rc != 0 || n != steps) {
         fprintf(stderr, "error: `%s` exited with %d and logged %d of %d steps; its output:\n%s\n", cmd, rc, n, steps, all);
         free(dt);
