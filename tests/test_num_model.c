@@ -247,15 +247,21 @@ static void save_load_roundtrip(void) {
     ssmlm_model_free(a);
 }
 
+/* A model of a preset in the test's precision, initialized with seed (NULL on failure). */
+static ssmlm_model *preset_model(const char *preset, uint64_t seed, ssmlm_config *c) {
+    ssmlm_model *m = NULL;
+    CHECK_OK(ssmlm_preset(c, preset));
+    CHECK_OK(ssmlm_model_create(&m, c, REAL_IS_F64 ? SSMLM_F64 : SSMLM_F32));
+    if (m) ssmlm_model_init(m, seed);
+    return m;
+}
+
 /* prefill(P tokens) then steps == full forward, for prompts shorter than, equal to and longer
  * than the chunk; each family's tiny preset; batch of 2. */
 static void decode_matches_forward(const char *preset) {
     ssmlm_config c;
-    ssmlm_preset(&c, preset);
-    ssmlm_model *m = NULL;
-    CHECK_OK(ssmlm_model_create(&m, &c, REAL_IS_F64 ? SSMLM_F64 : SSMLM_F32));
+    ssmlm_model *m = preset_model(preset, 11, &c);
     if (!m) return;
-    ssmlm_model_init(m, 11);
     int64_t B = 2, T = 40, V = ssmlm_config_vocab_padded(&c), Q = c.m2_chunk_size;
     int32_t ids[80];
     for (int i = 0; i < B * T; i++) ids[i] = (int32_t)((i * 131 + 7) % c.vocab_size);
@@ -291,11 +297,8 @@ static void decode_matches_forward(const char *preset) {
  * each sequence's logits equal the full forward of that sequence alone. */
 static void ragged_batch(const char *preset) {
     ssmlm_config c;
-    ssmlm_preset(&c, preset);
-    ssmlm_model *m = NULL;
-    CHECK_OK(ssmlm_model_create(&m, &c, REAL_IS_F64 ? SSMLM_F64 : SSMLM_F32));
+    ssmlm_model *m = preset_model(preset, 5, &c);
     if (!m) return;
-    ssmlm_model_init(m, 5);
     enum { STEPS = 9 };
     int64_t P[2] = {7, 21}, V = ssmlm_config_vocab_padded(&c);
     int32_t seq[2][40];
@@ -332,11 +335,8 @@ static void ragged_batch(const char *preset) {
 /* One processed prompt forked into three continuations: each equals its own full forward. */
 static void fork_prompt(const char *preset) {
     ssmlm_config c;
-    ssmlm_preset(&c, preset);
-    ssmlm_model *m = NULL;
-    CHECK_OK(ssmlm_model_create(&m, &c, REAL_IS_F64 ? SSMLM_F64 : SSMLM_F32));
+    ssmlm_model *m = preset_model(preset, 8, &c);
     if (!m) return;
-    ssmlm_model_init(m, 8);
     int64_t P = 13, V = ssmlm_config_vocab_padded(&c);
     int32_t seq[3][24];
     for (int b = 0; b < 3; b++)
