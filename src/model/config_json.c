@@ -441,29 +441,29 @@ static ssmlm_status parse_ssmlm(const cJSON *root, const char *where, ssmlm_conf
 
 /* ---- mamba_ssm format ----------------------------------------------------------------------- */
 
-/* Optional member readers: keep *out when the key is absent. */
+/* Optional member readers: keep *out when the key is absent.  member() finds the key and
+ * spells its path ("ssm_cfg.d_state") for messages. */
+static const cJSON *member(const cJSON *obj, const char *key, const char *path, char full[96]) {
+    snprintf(full, 96, "%s%s%s", path ? path : "", path ? "." : "", key);
+    return cJSON_GetObjectItemCaseSensitive(obj, key);
+}
+
 static ssmlm_status opt_int(const cJSON *obj, const char *key, const char *path, const char *where, int64_t *out) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-    if (!v) return SSMLM_OK;
     char full[96];
-    snprintf(full, sizeof full, "%s%s%s", path ? path : "", path ? "." : "", key);
-    return read_int(v, where, full, out);
+    const cJSON *v = member(obj, key, path, full);
+    return v ? read_int(v, where, full, out) : SSMLM_OK;
 }
 
 static ssmlm_status opt_real(const cJSON *obj, const char *key, const char *path, const char *where, double *out) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-    if (!v) return SSMLM_OK;
     char full[96];
-    snprintf(full, sizeof full, "%s%s%s", path ? path : "", path ? "." : "", key);
-    return read_real(v, where, full, out);
+    const cJSON *v = member(obj, key, path, full);
+    return v ? read_real(v, where, full, out) : SSMLM_OK;
 }
 
 static ssmlm_status opt_bool(const cJSON *obj, const char *key, const char *path, const char *where, int *out) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-    if (!v) return SSMLM_OK;
     char full[96];
-    snprintf(full, sizeof full, "%s%s%s", path ? path : "", path ? "." : "", key);
-    return read_bool(v, where, full, out);
+    const cJSON *v = member(obj, key, path, full);
+    return v ? read_bool(v, where, full, out) : SSMLM_OK;
 }
 
 /* A mamba_ssm option this code cannot honour: present with a value other than `ok`. */
