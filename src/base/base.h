@@ -46,6 +46,17 @@ ssmlm_status ssmlm_atomic_write(ssmlm_atomic_file *af, const void *data, size_t 
 ssmlm_status ssmlm_atomic_close(ssmlm_atomic_file *af, int commit);
 ssmlm_status ssmlm_mkdir_p(const char *dir);
 
+/* A growable NUL-terminated text buffer: printf appends; after a failed allocation (failed = 1)
+ * further appends do nothing and the text is incomplete.  Zero-initialize; free with
+ * ssmlm_text_free. */
+typedef struct ssmlm_text {
+    char *s;               /* the text (NULL while empty) */
+    size_t n, cap;
+    int failed;
+} ssmlm_text;
+void ssmlm_text_printf(ssmlm_text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void ssmlm_text_free(ssmlm_text *t);
+
 /* splitmix64-seeded xoshiro256** RNG. */
 typedef struct ssmlm_rng { uint64_t s[4]; } ssmlm_rng;
 void ssmlm_rng_seed(ssmlm_rng *r, uint64_t seed);

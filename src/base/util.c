@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <omp.h>
+#include <stdarg.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -218,3 +219,37 @@ void ssmlm_set_threads(int n) {
 int ssmlm_get_threads(void) { return g_threads > 0 ? g_threads : omp_get_max_threads(); }
 
 ssmlm_status ssmlm_file_read_text(const char *path, char **text) { return ssmlm_file_read(path, text, NULL); }
+
+/* ---- growable text -------------------------------------------------------------------------- */
+void ssmlm_text_printf(ssmlm_text *t, const char *fmt, ...) {
+    if (t->failed) return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        size_t room = t->cap - t->n;
+        int k = vsnprintf(t->s ? t->s + t->n : NULL, t->s ? room : 0, fmt, ap);
+        va_end(ap);
+        if (k < 0) {
+            t->failed = 1;
+            return;
+        }
+        if (t->s && (size_t)k < room) {
+            t->n += (size_t)k;
+            return;
+        }
+        size_t cap = t->cap ? t->cap : 1024;
+        while (cap < t->n + (size_t)k + 1) cap *= 2;
+        char *p = realloc(t->s, cap);
+        if (!p) {
+            t->failed = 1;
+            return;
+        }
+        t->s = p;
+        t->cap = cap;
+    }
+}
+
+void ssmlm_text_free(ssmlm_text *t) {
+    free(t->s);
+    memset(t, 0, sizeof *t);
+}

@@ -744,57 +744,23 @@ ssmlm_status ssmlm_config_load_json(ssmlm_config *c, const char *path) {
 
 /* ---- writer ------------------------------------------------------------------------------------ */
 
-typedef struct strbuf {
-    char *p;
-    size_t n, cap;
-    int oom;
-} strbuf;
-
-static void sb_add(strbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_add(strbuf *b, const char *fmt, ...) {
-    if (b->oom) return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int k = vsnprintf(b->p ? b->p + b->n : NULL, b->p ? b->cap - b->n : 0, fmt, ap);
-        va_end(ap);
-        if (k < 0) {
-            b->oom = 1;
-            return;
-        }
-        if (b->p && b->n + (size_t)k < b->cap) {
-            b->n += (size_t)k;
-            return;
-        }
-        size_t cap = b->cap ? 2 * b->cap : 1024;
-        while (cap <= b->n + (size_t)k) cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            b->oom = 1;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-}
-
 /* A JSON string literal: quotes, backslashes and control bytes escaped; other bytes as is. */
-static void sb_string(strbuf *b, const char *s) {
-    sb_add(b, "\"");
+static void sb_string(ssmlm_text *b, const char *s) {
+    ssmlm_text_printf(b, "\"");
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\') sb_add(b, "\\%c", *p);
-        else if (*p == '\n') sb_add(b, "\\n");
-        else if (*p == '\t') sb_add(b, "\\t");
-        else if (*p < 0x20 || *p == 0x7f) sb_add(b, "\\u%04x", *p);
-        else sb_add(b, "%c", *p);
+        if (*p == '"' || *p == '\\') ssmlm_text_printf(b, "\\%c", *p);
+        else if (*p == '\n') ssmlm_text_printf(b, "\\n");
+        else if (*p == '\t') ssmlm_text_printf(b, "\\t");
+        else if (*p < 0x20 || *p == 0x7f) ssmlm_text_printf(b, "\\u%04x", *p);
+        else ssmlm_text_printf(b, "%c", *p);
     }
-    sb_add(b, "\"");
+    ssmlm_text_printf(b, "\"");
 }
 
 /* The shortest %.Ng (N = 15..17) that reads back as exactly v; null if not finite. */
-static void sb_real(strbuf *b, double v) {
+static void sb_real(ssmlm_text *b, double v) {
     if (!isfinite(v)) {
-        sb_add(b, "null");
+        ssmlm_text_printf(b, "null");
         return;
     }
     char buf[40];
@@ -802,26 +768,26 @@ static void sb_real(strbuf *b, double v) {
         snprintf(buf, sizeof buf, "%.*g", prec, v);
         if (strtod(buf, NULL) == v) break;
     }
-    sb_add(b, "%s", buf);
+    ssmlm_text_printf(b, "%s", buf);
 }
 
-static void emit_field(strbuf *b, const field *f, const ssmlm_config *c) {
+static void emit_field(ssmlm_text *b, const field *f, const ssmlm_config *c) {
     const char *base = (const char *)c + f->off;
     switch (f->type) {
-    case T_INT: sb_add(b, "%lld", (long long)*(const int64_t *)(const void *)base); break;
+    case T_INT: ssmlm_text_printf(b, "%lld", (long long)*(const int64_t *)(const void *)base); break;
     case T_REAL: sb_real(b, *(const double *)(const void *)base); break;
-    case T_BOOL: sb_add(b, "%s", *(const int *)(const void *)base ? "true" : "false"); break;
+    case T_BOOL: ssmlm_text_printf(b, "%s", *(const int *)(const void *)base ? "true" : "false"); break;
     case T_ENUM: {
         int v = *(const int *)(const void *)base;
         const char *name = NULL;
         for (int i = 0; f->names[i].name; i++)
             if (f->names[i].value == v) name = f->names[i].name;
         if (name) sb_string(b, name);
-        else sb_add(b, "null");
+        else ssmlm_text_printf(b, "null");
         break;
     }
     case T_FORMAT: sb_string(b, "ssmlm"); break;
-    case T_VERSION: sb_add(b, "%d", FORMAT_VERSION); break;
+    case T_VERSION: ssmlm_text_printf(b, "%d", FORMAT_VERSION); break;
     case T_NAME: {
         char name[sizeof c->name];
         memcpy(name, c->name, sizeof name);
@@ -836,10 +802,10 @@ static void emit_field(strbuf *b, const field *f, const ssmlm_config *c) {
         sb_string(b, pat);
         break;
     }
-    case T_NLAYER: sb_add(b, "%lld", (long long)c->n_layer); break;
+    case T_NLAYER: ssmlm_text_printf(b, "%lld", (long long)c->n_layer); break;
     case T_SEED:
-        if (c->seed < ((uint64_t)1 << 53)) sb_add(b, "%llu", (unsigned long long)c->seed);
-        else sb_add(b, "\"%llu\"", (unsigned long long)c->seed);
+        if (c->seed < ((uint64_t)1 << 53)) ssmlm_text_printf(b, "%llu", (unsigned long long)c->seed);
+        else ssmlm_text_printf(b, "\"%llu\"", (unsigned long long)c->seed);
         break;
     case T_RATIOS:
     case T_PERCENT: break;
@@ -847,34 +813,34 @@ static void emit_field(strbuf *b, const field *f, const ssmlm_config *c) {
 }
 
 char *ssmlm_config_to_json(const ssmlm_config *c) {
-    strbuf b = {0};
+    ssmlm_text b = {0};
     const char *open = NULL; /* section being written */
     int first = 1;
-    sb_add(&b, "{");
+    ssmlm_text_printf(&b, "{");
     for (int i = 0; i < N_FIELDS; i++) {
         const field *f = &k_fields[i];
         if (f->type == T_RATIOS || f->type == T_PERCENT) continue;
         if (!same(open, f->section)) {
-            if (open) sb_add(&b, "\n  }");
+            if (open) ssmlm_text_printf(&b, "\n  }");
             if (f->section) {
-                sb_add(&b, ",\n  \"%s\": {", f->section);
+                ssmlm_text_printf(&b, ",\n  \"%s\": {", f->section);
                 first = 1;
             }
             open = f->section;
         }
         const char *indent = f->section ? "    " : "  ";
-        sb_add(&b, "%s\n%s\"%s\": ", first ? "" : ",", indent, f->key);
+        ssmlm_text_printf(&b, "%s\n%s\"%s\": ", first ? "" : ",", indent, f->key);
         first = 0;
         emit_field(&b, f, c);
     }
-    if (open) sb_add(&b, "\n  }");
-    sb_add(&b, "\n}\n");
-    if (b.oom) {
-        free(b.p);
+    if (open) ssmlm_text_printf(&b, "\n  }");
+    ssmlm_text_printf(&b, "\n}\n");
+    if (b.failed) {
+        free(b.s);
         ssmlm_fail(SSMLM_ERR_MEMORY, NULL, "out of memory writing a config as JSON");
         return NULL;
     }
-    return b.p;
+    return b.s;
 }
 
 ssmlm_status ssmlm_config_save_json(const ssmlm_config *c, const char *path) {
