@@ -127,7 +127,9 @@ typedef struct ssmlm_param_info {
     int ndim;
     int64_t shape[4];
     int64_t numel;
-    int64_t offset;       /* in elements from the start of the parameter arena (64-byte aligned) */
+    int64_t offset;       /* in elements from the start of the parameter arena (64-byte aligned);
+                           * the fp32/fp64 layout, also for a bf16-weight model (which stores its
+                           * tensors elsewhere: use ssmlm_model_param_data) */
     int layer;            /* layer index, or -1 for embedding / final norm / lm head */
     int slot;             /* which parameter of its layer kind (src/layers/layers.h) */
     int weight_decay;     /* 1 if AdamW weight decay applies */
@@ -152,16 +154,33 @@ typedef struct ssmlm_model ssmlm_model;
 
 /* Allocates a model (parameters only) for a validated config. */
 ssmlm_status ssmlm_model_create(ssmlm_model **out, const ssmlm_config *c, ssmlm_dtype dtype);
+/* Model flags of ssmlm_model_create_ex / ssmlm_model_load_ex. */
+enum {
+    /* Inference with bf16 weights: the weight matrices (every linear layer, the LM head and the
+     * embedding table) are stored as bf16 only, halving their memory and the bytes a decode step
+     * streams; norms, convolutions and the SSM parameters stay fp32.  Math stays fp32 (weights are
+     * widened in registers, fp32 accumulators).  SSMLM_F32 only; backward is refused. */
+    SSMLM_MODEL_BF16_WEIGHTS = 1u << 0
+};
+ssmlm_status ssmlm_model_create_ex(ssmlm_model **out, const ssmlm_config *c, ssmlm_dtype dtype, unsigned flags);
 void ssmlm_model_free(ssmlm_model *m);
+/* 1 when the model stores its matrices as bf16 (SSMLM_MODEL_BF16_WEIGHTS). */
+int ssmlm_model_weights_bf16(const ssmlm_model *m);
+/* 1 when tensor i is stored as bf16: ssmlm_model_param_data then gives uint16_t bf16 bits. */
+int ssmlm_model_param_bf16(const ssmlm_model *m, int i);
+/* Bytes of all parameters as stored. */
+size_t ssmlm_model_weight_bytes(const ssmlm_model *m);
 const ssmlm_config *ssmlm_model_config(const ssmlm_model *m);
 ssmlm_dtype ssmlm_model_dtype(const ssmlm_model *m);
 int ssmlm_model_n_params(const ssmlm_model *m);      /* number of tensors */
 const ssmlm_param_info *ssmlm_model_param(const ssmlm_model *m, int i);
 int ssmlm_model_find_param(const ssmlm_model *m, const char *name); /* index or -1 */
-void *ssmlm_model_param_data(ssmlm_model *m, int i);  /* float* or double* by dtype */
+void *ssmlm_model_param_data(ssmlm_model *m, int i);  /* float* or double* by dtype; uint16_t*
+                                                       * (bf16 bits) where ssmlm_model_param_bf16 */
 void *ssmlm_model_grad_data(ssmlm_model *m, int i);   /* NULL before the first backward */
 int64_t ssmlm_model_numel(const ssmlm_model *m);
-/* Seeded initialization (see docs/ARCHITECTURE.md for the rules). */
+/* Seeded initialization (see docs/ARCHITECTURE.md for the rules).  A bf16-weight model gets the
+ * fp32 model's values rounded to bf16 (nearest even). */
 void ssmlm_model_init(ssmlm_model *m, uint64_t seed);
 
 /* Forward over B sequences of T tokens.  ids, labels: [B*T]; labels < 0 are ignored.
@@ -250,13 +269,15 @@ const ssmlm_st_tensor *ssmlm_st_find(const ssmlm_safetensors *st, const char *na
 /* Converts a floating tensor to float or double (dst holds numel values). */
 ssmlm_status ssmlm_st_read_f32(const ssmlm_st_tensor *t, float *dst);
 ssmlm_status ssmlm_st_read_f64(const ssmlm_st_tensor *t, double *dst);
+/* Converts a floating tensor to bf16 bits (via fp32, round to nearest even; BF16 copied as is). */
+ssmlm_status ssmlm_st_read_bf16(const ssmlm_st_tensor *t, uint16_t *dst);
 size_t ssmlm_st_dtype_size(int dtype);
 const char *ssmlm_st_dtype_name(int dtype);
 
 /* A tensor to write. */
 typedef struct ssmlm_st_out {
     const char *name;
-    int dtype;            /* F32, F64 or I64/I32 */
+    int dtype;            /* F32, F64, BF16 (data: uint16_t bits) or I64/I32 */
     int ndim;
     int64_t shape[8];
     const void *data;
@@ -269,7 +290,11 @@ ssmlm_status ssmlm_st_write(const char *path, const ssmlm_st_out *t, int n, cons
  * mamba_ssm names or HF names).  Every expected tensor must be present with its shape.  A
  * training run folder (`ssmlm train --out DIR`) loads its latest checkpoint. */
 ssmlm_status ssmlm_model_load(ssmlm_model **out, const char *dir, ssmlm_dtype dtype);
-/* Writes config.json + model.safetensors into dir (created if needed), temp + rename. */
+/* The same with model flags (SSMLM_MODEL_BF16_WEIGHTS: each matrix is converted to bf16 as it is
+ * read; F32, F64, BF16 and F16 files; no full-precision copy of the model is made). */
+ssmlm_status ssmlm_model_load_ex(ssmlm_model **out, const char *dir, ssmlm_dtype dtype, unsigned flags);
+/* Writes config.json + model.safetensors into dir (created if needed), temp + rename.  Tensors
+ * are written in their storage type (F32, F64, or BF16 for a bf16-weight model's matrices). */
 ssmlm_status ssmlm_model_save(const ssmlm_model *m, const char *dir);
 
 /* ---- files ---------------------------------------------------------------------------- */

@@ -39,12 +39,15 @@ static void print_bytes(size_t n) {
     printf("  (%zu bytes)", n);
 }
 
-static void print_memory_plan(const ssmlm_config *c, ssmlm_dtype dtype, int64_t ctx, int n) {
+static void print_memory_plan(const ssmlm_model *m, ssmlm_dtype dtype, int64_t ctx, int n) {
+    const ssmlm_config *c = ssmlm_model_config(m);
     size_t fixed = 0, kv = 0;
     ssmlm_state_plan(c, &fixed, &kv, dtype);
-    printf("memory plan (%s, context %lld positions, %d sequence%s):\n", dtype == SSMLM_F64 ? "f64" : "f32",
-           (long long)ctx, n, n == 1 ? "" : "s");
-    printf("  fixed SSM/conv state per sequence ");
+    printf("memory plan (%s%s, context %lld positions, %d sequence%s):\n", dtype == SSMLM_F64 ? "f64" : "f32",
+           ssmlm_model_weights_bf16(m) ? ", bf16 weights" : "", (long long)ctx, n, n == 1 ? "" : "s");
+    printf("  weights                           ");
+    print_bytes(ssmlm_model_weight_bytes(m));
+    printf("\n  fixed SSM/conv state per sequence ");
     print_bytes(fixed);
     printf("\n  KV cache per sequence             ");
     print_bytes(kv * (size_t)ctx);
@@ -140,6 +143,9 @@ static void generate_help(void) {
            "                       a prompt that needs more is an error\n"
            "  --memory-plan        print the fixed SSM/conv state and the KV cache bytes first\n"
            "  --dtype f32|f64      compute precision (default f32)\n"
+           "  --bf16               keep the weight matrices in bf16 (half the memory, faster decode;\n"
+           "                       fp32 math; f32 only).  Logits differ slightly from full fp32 weights,\n"
+           "                       and states saved with one setting are refused by the other\n"
            "  --no-stream          print each sequence when it is complete\n"
            "  --save-state FILE    once the prompt is processed, save its state (one prompt only;\n"
            "                       with --max-new 0 nothing is generated)\n"
@@ -154,6 +160,7 @@ int cmd_generate(int argc, char **argv) {
     const char *texts[MAX_ITEMS], *id_strs[MAX_ITEMS], *stops[MAX_ITEMS];
     const char *save_state = NULL, *load_state = NULL;
     int n_texts = 0, n_id_strs = 0, n_stops = 0, memory_plan = 0, stream = 1, have_eod = 0, max_new_zero = 0;
+    unsigned flags = 0;
     int64_t eod = -1;
     ssmlm_dtype dtype = SSMLM_F32;
     ssmlm_gen_config cfg;
@@ -169,6 +176,8 @@ int cmd_generate(int argc, char **argv) {
             memory_plan = 1;
         } else if (cli_flag(argv, i, "--no-stream")) {
             stream = 0;
+        } else if (cli_flag(argv, i, "--bf16")) {
+            flags |= SSMLM_MODEL_BF16_WEIGHTS;
         } else if ((v = cli_opt(argc, argv, &i, "--model", &missing))) {
             model_dir = v;
         } else if ((v = cli_opt(argc, argv, &i, "--save-state", &missing))) {
@@ -280,7 +289,7 @@ int cmd_generate(int argc, char **argv) {
         req[i].state_out = save_state;
         if (max_new_zero) req[i].max_new = -1;
     }
-    if (ssmlm_model_load(&m, model_dir, dtype) != SSMLM_OK) {
+    if (ssmlm_model_load_ex(&m, model_dir, dtype, flags) != SSMLM_OK) {
         rc = cli_error();
         goto done;
     }
@@ -301,7 +310,7 @@ int cmd_generate(int argc, char **argv) {
         }
         if (!cfg.ctx && need > ctx) ctx = need;
     }
-    if (memory_plan) print_memory_plan(c, dtype, ctx, n);
+    if (memory_plan) print_memory_plan(m, dtype, ctx, n);
     o.n = n;
     o.stream = stream && n == 1;
     o.text = calloc((size_t)n, sizeof(char *));
@@ -360,12 +369,13 @@ static int text_ids(const char *s, int as_ids, id_list *out, const char *what) {
 int cmd_score(int argc, char **argv) {
     const char *model_dir = NULL, *context = NULL, *v, *conts[MAX_ITEMS];
     int n = 0, as_ids = 0;
+    unsigned flags = 0;
     ssmlm_dtype dtype = SSMLM_F32;
     for (int i = 1; i < argc; i++) {
         int missing = 0;
         if (cli_flag(argv, i, "--help") || cli_flag(argv, i, "-h")) {
             printf("usage: ssmlm score --model DIR --context TEXT --continuation TEXT [--continuation TEXT ...]\n"
-                   "                   [--ids] [--dtype f32|f64]\n\n"
+                   "                   [--ids] [--dtype f32|f64] [--bf16]\n\n"
                    "Prints, for each continuation, the sum of the log-probabilities of its tokens given the\n"
                    "context and everything before them, and whether it is the greedy continuation (every token\n"
                    "the most likely one).  The context is processed once and shared by all continuations.\n\n"
@@ -373,10 +383,14 @@ int cmd_score(int argc, char **argv) {
                    "  --context TEXT         the shared context (byte-level text)\n"
                    "  --continuation TEXT    a continuation to score (repeatable)\n"
                    "  --ids                  context and continuations are token ids (\"1 2 3\") instead of text\n"
-                   "  --dtype f32|f64        compute precision (default f32)\n");
+                   "  --dtype f32|f64        compute precision (default f32)\n"
+                   "  --bf16                 keep the weight matrices in bf16 (half the memory; fp32 math;\n"
+                   "                         f32 only); scores differ slightly from full fp32 weights\n");
             return 0;
         } else if (cli_flag(argv, i, "--ids")) {
             as_ids = 1;
+        } else if (cli_flag(argv, i, "--bf16")) {
+            flags |= SSMLM_MODEL_BF16_WEIGHTS;
         } else if ((v = cli_opt(argc, argv, &i, "--model", &missing))) {
             model_dir = v;
         } else if ((v = cli_opt(argc, argv, &i, "--context", &missing))) {
@@ -414,7 +428,7 @@ int cmd_score(int argc, char **argv) {
         cp[i] = ls[i].v;
         cn[i] = ls[i].n;
     }
-    if (ssmlm_model_load(&m, model_dir, dtype) != SSMLM_OK || ssmlm_score(m, ctx.v, ctx.n, cp, cn, n, res) != SSMLM_OK) {
+    if (ssmlm_model_load_ex(&m, model_dir, dtype, flags) != SSMLM_OK || ssmlm_score(m, ctx.v, ctx.n, cp, cn, n, res) != SSMLM_OK) {
         rc = cli_error();
         goto done;
     }

@@ -75,10 +75,11 @@ uint64_t ssmlm_hash_bytes(const void *data, size_t n) {
 
 static uint64_t hash_str(uint64_t h, const char *s) { return hash_mix(h, ssmlm_hash_bytes(s, strlen(s))); }
 
+/* The stored bytes: a bf16-weight model (tagged) never matches its fp32 original, whose states
+ * differ numerically. */
 uint64_t ssmlm_model_weights_hash(const ssmlm_model *m) {
-    uint64_t h = fmix64((uint64_t)m->esize ^ k_p3);
-    for (int i = 0; i < m->n_params; i++)
-        h = hash_mix(h, ssmlm_hash_bytes(model_w(m, i), (size_t)m->params[i].info.numel * m->esize));
+    uint64_t h = fmix64((uint64_t)m->esize ^ k_p3 ^ (m->bf16_weights ? k_p1 : 0));
+    for (int i = 0; i < m->n_params; i++) h = hash_mix(h, ssmlm_hash_bytes(model_w(m, i), model_param_bytes(m, i)));
     return h;
 }
 
@@ -353,7 +354,9 @@ ssmlm_status ssmlm_state_load(ssmlm_state *s, int64_t b, const char *path) {
                   "'%s', pattern %s, fingerprint %s)", path, name, pattern, fp_text, c->name, c->pattern, hex);
     hex64(hex, ssmlm_model_weights_hash(m));
     if (strcmp(hex, w_text) != 0)
-        LOAD_FAIL(SSMLM_ERR_INVALID, "restore a state into the model (the same checkpoint) that saved it",
+        LOAD_FAIL(SSMLM_ERR_INVALID,
+                  "restore a state into the model that saved it: the same checkpoint, with bf16 weights "
+                  "(--bf16) only if that model had them",
                   "%s: state was saved from a model with the same architecture but other weights (weights hash %s, "
                   "this model %s)", path, w_text, hex);
     int64_t need_here = has_attention(c) && pos > 1 ? pos : 1;

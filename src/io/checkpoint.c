@@ -1,7 +1,8 @@
 /* checkpoint.c — model folders: config.json + model.safetensors.  Loads ssmlm's own tensor
  * names and the mamba_ssm / Hugging Face names (backbone.layers.{j}.mixer.*, norm2 + mlp for
  * blocks with an MLP, backbone.embedding(s).weight, backbone.norm_f.weight, lm_head.weight),
- * converting any floating dtype to the model's precision.  Saves ssmlm names. */
+ * converting any floating dtype to the model's precision (or, for a bf16-weight model's
+ * matrices, to bf16 tensor by tensor).  Saves ssmlm names, in the storage type of each tensor. */
 #include "model/model.h"
 #include <string.h>
 #include <sys/stat.h>
@@ -74,6 +75,10 @@ static void shape_str(char *buf, size_t n, int ndim, const int64_t *shape) {
 }
 
 ssmlm_status ssmlm_model_load(ssmlm_model **out, const char *dir, ssmlm_dtype dtype) {
+    return ssmlm_model_load_ex(out, dir, dtype, 0);
+}
+
+ssmlm_status ssmlm_model_load_ex(ssmlm_model **out, const char *dir, ssmlm_dtype dtype, unsigned flags) {
     *out = NULL;
     char path[4200], run_dir[4096];
     ssmlm_config c;
@@ -99,7 +104,7 @@ ssmlm_status ssmlm_model_load(ssmlm_model **out, const char *dir, ssmlm_dtype dt
         return s;
     }
     ssmlm_model *m = NULL;
-    s = ssmlm_model_create(&m, &c, dtype);
+    s = ssmlm_model_create_ex(&m, &c, dtype, flags);
     if (s != SSMLM_OK) return s;
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     struct stat sb;
@@ -154,7 +159,8 @@ ssmlm_status ssmlm_model_load(ssmlm_model **out, const char *dir, ssmlm_dtype dt
             goto done;
         }
         used[t - st.tensors] = 1;
-        if (dtype == SSMLM_F64) ssmlm_st_read_f64(t, model_w(m, i));
+        if (m->params[i].bf16) ssmlm_st_read_bf16(t, model_w(m, i));
+        else if (dtype == SSMLM_F64) ssmlm_st_read_f64(t, model_w(m, i));
         else ssmlm_st_read_f32(t, model_w(m, i));
     }
     for (int k = 0; k < st.n; k++) {
@@ -188,7 +194,7 @@ ssmlm_status ssmlm_model_save(const ssmlm_model *m, const char *dir) {
     for (int i = 0; i < m->n_params; i++) {
         const ssmlm_param_info *p = &m->params[i].info;
         t[i].name = p->name;
-        t[i].dtype = m->dtype == SSMLM_F64 ? SSMLM_ST_F64 : SSMLM_ST_F32;
+        t[i].dtype = m->params[i].bf16 ? SSMLM_ST_BF16 : m->dtype == SSMLM_F64 ? SSMLM_ST_F64 : SSMLM_ST_F32;
         t[i].ndim = p->ndim;
         memcpy(t[i].shape, p->shape, sizeof p->shape);
         t[i].data = model_w(m, i);

@@ -2,6 +2,7 @@
  * [u64 little-endian header length N][N bytes of JSON header][data].  Every count, offset and
  * size is checked against the file before any tensor is used; JSON is parsed by cJSON. */
 #include "base/base.h"
+#include "kernels/bf16.h"
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <string.h>
@@ -207,6 +208,23 @@ static double st_get(const ssmlm_st_tensor *t, int64_t i) {
 ssmlm_status ssmlm_st_read_f32(const ssmlm_st_tensor *t, float *dst) {
     if (t->dtype == SSMLM_ST_F32) { memcpy(dst, t->data, t->nbytes); return SSMLM_OK; }
     for (int64_t i = 0; i < t->numel; i++) dst[i] = (float)st_get(t, i);
+    return SSMLM_OK;
+}
+
+ssmlm_status ssmlm_st_read_bf16(const ssmlm_st_tensor *t, uint16_t *dst) {
+    if (t->dtype == SSMLM_ST_BF16) { memcpy(dst, t->data, t->nbytes); return SSMLM_OK; }
+    if (t->dtype == SSMLM_ST_F32) {
+        const unsigned char *p = t->data;
+#pragma omp parallel for schedule(static) if (t->numel > (1 << 16))
+        for (int64_t i = 0; i < t->numel; i++) {
+            float v;
+            memcpy(&v, p + (size_t)i * 4, 4);
+            dst[i] = bf16_from_f32(v);
+        }
+        return SSMLM_OK;
+    }
+    /* via fp32, so that a tensor rounds as the fp32 model's copy of it would */
+    for (int64_t i = 0; i < t->numel; i++) dst[i] = bf16_from_f32((float)st_get(t, i));
     return SSMLM_OK;
 }
 

@@ -1,6 +1,7 @@
 /* ops.c — basic numeric kernels (see ops.h).  Plain loops, OpenMP over rows/channels; GEMMs
- * go to OpenBLAS. */
+ * go to OpenBLAS, except the fp32 linear layers with few rows or bf16 weights (src/kernels/smallm.c). */
 #include "kernels/ops.h"
+#include "kernels/bf16.h"
 #include <cblas.h>
 #include <omp.h>
 #include <string.h>
@@ -45,6 +46,19 @@ void RNAME(gemm)(int ta, int tb, int64_t M, int64_t N, int64_t K, real alpha, co
 
 void RNAME(linear_forward)(real *y, const real *x, const real *W, const real *b, int64_t M,
                            int64_t N, int64_t K) {
+#if !REAL_IS_F64
+    /* bf16 weights (a registered bf16 arena) and small M: the weight-streaming kernels */
+    if (bf16_arena_contains(W)) {
+        const uint16_t *Wb = (const uint16_t *)(const void *)W;
+        if (M <= SMALLM_MAX_M_BF16) smallm_f32(y, x, NULL, Wb, b, M, N, K);
+        else bf16_gemm_blocked_f32(y, x, Wb, b, M, N, K);
+        return;
+    }
+    if (M <= SMALLM_MAX_M_F32) {
+        smallm_f32(y, x, W, NULL, b, M, N, K);
+        return;
+    }
+#endif
     RNAME(gemm)(0, 1, M, N, K, 1, x, K, W, K, 0, y, N);
     if (b) {
 #pragma omp parallel for schedule(static)
@@ -55,6 +69,9 @@ void RNAME(linear_forward)(real *y, const real *x, const real *W, const real *b,
 
 void RNAME(linear_backward)(real *dx, real *dW, real *db, const real *dy, const real *x,
                             const real *W, int64_t M, int64_t N, int64_t K, int accum_dx) {
+#if !REAL_IS_F64
+    SSMLM_ASSERT(!bf16_arena_contains(W)); /* bf16 weights are for inference */
+#endif
     if (dx) RNAME(gemm)(0, 0, M, K, N, 1, dy, N, W, K, accum_dx ? 1 : 0, dx, K);
     if (dW) RNAME(gemm)(1, 0, N, K, M, 1, dy, N, x, K, 1, dW, K);
     if (db) {

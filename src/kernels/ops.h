@@ -13,11 +13,13 @@
 void RNAME(gemm)(int ta, int tb, int64_t M, int64_t N, int64_t K, real alpha, const real *A,
                  int64_t lda, const real *B, int64_t ldb, real beta, real *C, int64_t ldc);
 
-/* y[M,N] = x[M,K] W[N,K]^T + b[N] (b may be NULL). */
+/* y[M,N] = x[M,K] W[N,K]^T + b[N] (b may be NULL).  fp32: W may point into a registered bf16
+ * arena (src/kernels/bf16.h), then it holds bf16 bits; M <= 16 (fp32 weights) or 32 (bf16) runs the
+ * weight-streaming kernel, larger M BLAS sgemm (bf16: on widened blocks of rows). */
 void RNAME(linear_forward)(real *y, const real *x, const real *W, const real *b, int64_t M,
                            int64_t N, int64_t K);
 /* dx[M,K] = dy W (overwrite, or += if accum_dx); dW[N,K] += dy^T x; db[N] += sum_rows dy.
- * dx, dW, db may each be NULL to skip. */
+ * dx, dW, db may each be NULL to skip.  W in fp32/fp64 only (never bf16). */
 void RNAME(linear_backward)(real *dx, real *dW, real *db, const real *dy, const real *x,
                             const real *W, int64_t M, int64_t N, int64_t K, int accum_dx);
 

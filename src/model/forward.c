@@ -1,9 +1,12 @@
 /* forward.c — model forward and backward over the layer pattern (compiled for fp32 and fp64).
  *   resid_0 = E[ids];  resid_{l+1} = resid_l + layer_l(norm_l(resid_l));
  *   logits = norm_f(resid_L) W_lm^T;  loss = mean cross-entropy over non-ignored labels.
+ * A bf16-weight model's matrices reach the layers and the LM head as bf16 pointers, which the
+ * linear kernels recognise (src/kernels/bf16.h); the embedding lookup widens its rows here.
  * Activation arena (one allocation, re-planned when B or T change):
  *   resid [L+1][BT D] | norm stats [L][2 BT] | layer acts | hn [BT D] | final stats [2 BT] |
  *   logits [BT V] | scratch (max over layers) | 4 work buffers [BT D]. */
+#include "kernels/bf16.h"
 #include "layers/layers.h"
 #include "model/model.h"
 #include <string.h>
@@ -19,6 +22,21 @@ static void layer_slots(ssmlm_model *m, int l, real **w, real **g) {
         if (w) w[s] = (real *)model_w(m, i);
         if (g) g[s] = (real *)model_g(m, i);
     }
+}
+
+/* x[i] = E[ids[i]] for n tokens: x [n, D].  A bf16 table (bf16-weight models) is widened. */
+static void embed_rows(const ssmlm_model *m, real *x, const int32_t *ids, int64_t n, int64_t D) {
+    int e = m->global_index[GLOBAL_EMBED];
+    if (m->params[e].bf16) {
+        const uint16_t *E = model_w(m, e);
+#pragma omp parallel for schedule(static) if (n * D > (1 << 16))
+        for (int64_t i = 0; i < n; i++)
+            for (int64_t j = 0; j < D; j++) x[i * D + j] = bf16_to_f32(E[(int64_t)ids[i] * D + j]);
+        return;
+    }
+    const real *E = model_w(m, e);
+#pragma omp parallel for schedule(static) if (n * D > (1 << 16))
+    for (int64_t i = 0; i < n; i++) memcpy(x + i * D, E + (int64_t)ids[i] * D, (size_t)D * sizeof(real));
 }
 
 /* Elements of the activation arena for B x T tokens (layout in the file header). */
@@ -130,9 +148,7 @@ static ssmlm_status forward_impl(ssmlm_model *m, const int32_t *ids, const int32
         memcpy(m->fwd_seg, m->seg, (size_t)BT * sizeof(int32_t));
     }
 
-    const real *E = model_w(m, m->global_index[GLOBAL_EMBED]);
-#pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < BT; i++) memcpy(p.resid + i * D, E + (int64_t)ids[i] * D, (size_t)D * sizeof(real));
+    embed_rows(m, p.resid, ids, BT, D);
 
     real *normed = p.work, *y = p.work + BT * D;
     real *w[SSMLM_MAX_SLOTS];
@@ -201,8 +217,7 @@ ssmlm_status RNAME(ssmlm_model_step)(ssmlm_model *m, ssmlm_state *s, const int32
     int64_t B = s->B, D = c->d_model, V = ssmlm_config_vocab_padded(c);
     real *x = s->work, *normed = x + B * D, *y = normed + B * D, *hn = y + B * D, *stats = hn + B * D,
          *scratch = stats + 2 * B;
-    const real *E = model_w(m, m->global_index[GLOBAL_EMBED]);
-    for (int64_t b = 0; b < B; b++) memcpy(x + b * D, E + (int64_t)ids[b] * D, (size_t)D * sizeof(real));
+    embed_rows(m, x, ids, B, D);
     real *w[SSMLM_MAX_SLOTS];
     for (int l = 0; l < c->n_layer; l++) {
         layer_slots(m, l, w, NULL);

@@ -1,10 +1,72 @@
-/* model.c — model lifetime: allocation of the parameter arena from the table, seeded
- * initialization, parameter lookup, and dispatch of forward/backward to the precision. */
+/* model.c — model lifetime: allocation of the parameter arenas from the table (fp32/fp64, or
+ * bf16 matrices for inference), seeded initialization, parameter lookup, and dispatch of
+ * forward/backward to the precision. */
 #include "model/model.h"
+#include "kernels/bf16.h"
 #include <math.h>
 #include <string.h>
 
-ssmlm_status ssmlm_model_create(ssmlm_model **out, const ssmlm_config *c, ssmlm_dtype dtype) {
+/* Whether parameter p is one of the matrices a bf16-weight model stores as bf16: those that go
+ * through the linear layers (in/out/x projections, qkv and attention output, MLP fc1/fc2, LM head)
+ * and the embedding table.  Norms, convolutions, A_log, D, dt biases and Mamba-1's small dt_proj
+ * stay fp32. */
+static int param_is_bf16_matrix(const ssmlm_config *c, const ssmlm_param_info *p) {
+    if (p->layer < 0) return p->slot == GLOBAL_EMBED || p->slot == GLOBAL_LM_HEAD;
+    switch (c->pattern[p->layer]) {
+    case 'M':
+        if (c->ssm_kind == SSMLM_SSM_MAMBA1)
+            return p->slot == M1_IN_PROJ || p->slot == M1_X_PROJ || p->slot == M1_OUT_PROJ;
+        return p->slot == M2_IN_PROJ || p->slot == M2_OUT_PROJ;
+    case '*': return p->slot == AT_QKV_W || p->slot == AT_OUT_W;
+    default: return p->slot == MLP_FC1 || p->slot == MLP_FC2;
+    }
+}
+
+/* Allocates the arenas and points every parameter at its storage.  fp32/fp64: one arena laid
+ * out by the table's offsets.  bf16 weights: the matrices packed into the bf16 arena, the other
+ * tensors into a small fp32 arena (each tensor 64-byte aligned in both). */
+static ssmlm_status model_alloc(ssmlm_model *m) {
+    if (!m->bf16_weights) {
+        m->w = ssmlm_calloc((size_t)m->arena_numel * m->esize);
+        if (!m->w)
+            return ssmlm_fail(SSMLM_ERR_MEMORY, "use bf16 weights for inference, or a smaller model",
+                              "cannot allocate %.2f GB for the parameters",
+                              (double)m->arena_numel * (double)m->esize / 1e9);
+        for (int i = 0; i < m->n_params; i++)
+            m->params[i].data = (char *)m->w + (size_t)m->params[i].info.offset * m->esize;
+        return SSMLM_OK;
+    }
+    int64_t nf = 0, nb = 0;
+    for (int i = 0; i < m->n_params; i++) {
+        ssmlm_param_entry *e = &m->params[i];
+        e->bf16 = param_is_bf16_matrix(&m->cfg, &e->info);
+        if (e->bf16) nb += (e->info.numel + 31) / 32 * 32;
+        else nf += (e->info.numel + 15) / 16 * 16;
+    }
+    m->arena_numel = nf;
+    m->wb_numel = nb;
+    m->w = ssmlm_calloc((size_t)(nf > 0 ? nf : 1) * m->esize);
+    m->wb = ssmlm_calloc((size_t)(nb > 0 ? nb : 1) * sizeof(uint16_t));
+    if (!m->w || !m->wb)
+        return ssmlm_fail(SSMLM_ERR_MEMORY, "use a smaller model",
+                          "cannot allocate %.2f GB for the parameters (%.2f GB of them bf16 matrices)",
+                          ((double)nf * (double)m->esize + 2.0 * (double)nb) / 1e9, 2.0 * (double)nb / 1e9);
+    bf16_arena_register(m->wb, (size_t)nb * sizeof(uint16_t));
+    nf = nb = 0;
+    for (int i = 0; i < m->n_params; i++) {
+        ssmlm_param_entry *e = &m->params[i];
+        if (e->bf16) {
+            e->data = m->wb + nb;
+            nb += (e->info.numel + 31) / 32 * 32;
+        } else {
+            e->data = (char *)m->w + (size_t)nf * m->esize;
+            nf += (e->info.numel + 15) / 16 * 16;
+        }
+    }
+    return SSMLM_OK;
+}
+
+ssmlm_status ssmlm_model_create_ex(ssmlm_model **out, const ssmlm_config *c, ssmlm_dtype dtype, unsigned flags) {
     *out = NULL;
     ssmlm_config rc = *c;
     ssmlm_config_resolve(&rc);
@@ -13,23 +75,33 @@ ssmlm_status ssmlm_model_create(ssmlm_model **out, const ssmlm_config *c, ssmlm_
     c = &rc;
     if (dtype != SSMLM_F32 && dtype != SSMLM_F64)
         return ssmlm_fail(SSMLM_ERR_INVALID, "use f32 or f64", "unknown dtype %d", (int)dtype);
+    if (flags & ~(unsigned)SSMLM_MODEL_BF16_WEIGHTS)
+        return ssmlm_fail(SSMLM_ERR_INVALID, "the only flag is SSMLM_MODEL_BF16_WEIGHTS", "unknown model flags 0x%x",
+                          flags & ~(unsigned)SSMLM_MODEL_BF16_WEIGHTS);
+    int bf16 = (flags & SSMLM_MODEL_BF16_WEIGHTS) != 0;
+    if (bf16 && dtype != SSMLM_F32)
+        return ssmlm_fail(SSMLM_ERR_INVALID, "use SSMLM_F32 (fp32 math on bf16 weights), or f64 without bf16 weights",
+                          "bf16 weights need an fp32 model; an fp64 model keeps full-precision weights");
     ssmlm_model *m = calloc(1, sizeof *m);
     if (!m) return ssmlm_fail(SSMLM_ERR_MEMORY, NULL, "out of memory");
     m->cfg = rc;
     m->dtype = dtype;
     m->esize = dtype == SSMLM_F64 ? 8 : 4;
+    m->bf16_weights = bf16;
     s = ssmlm_param_table(&m->cfg, &m->params, &m->n_params, &m->arena_numel);
     if (s != SSMLM_OK) {
         free(m);
         return s;
     }
-    m->w = ssmlm_calloc((size_t)m->arena_numel * m->esize);
-    m->slot_index = malloc((size_t)c->n_layer * SSMLM_MAX_SLOTS * sizeof(int));
-    if (!m->w || !m->slot_index) {
-        double gb = (double)m->arena_numel * (double)m->esize / 1e9;
+    s = model_alloc(m);
+    if (s != SSMLM_OK) {
         ssmlm_model_free(m);
-        return ssmlm_fail(SSMLM_ERR_MEMORY, "use bf16 inference or a smaller model",
-                          "cannot allocate %.2f GB for the parameters", gb);
+        return s;
+    }
+    m->slot_index = malloc((size_t)c->n_layer * SSMLM_MAX_SLOTS * sizeof(int));
+    if (!m->slot_index) {
+        ssmlm_model_free(m);
+        return ssmlm_fail(SSMLM_ERR_MEMORY, NULL, "out of memory");
     }
     for (int64_t i = 0; i < c->n_layer * SSMLM_MAX_SLOTS; i++) m->slot_index[i] = -1;
     for (int i = 0; i < GLOBAL_NSLOTS; i++) m->global_index[i] = -1;
@@ -42,8 +114,14 @@ ssmlm_status ssmlm_model_create(ssmlm_model **out, const ssmlm_config *c, ssmlm_
     return SSMLM_OK;
 }
 
+ssmlm_status ssmlm_model_create(ssmlm_model **out, const ssmlm_config *c, ssmlm_dtype dtype) {
+    return ssmlm_model_create_ex(out, c, dtype, 0);
+}
+
 void ssmlm_model_free(ssmlm_model *m) {
     if (!m) return;
+    if (m->wb) bf16_arena_unregister(m->wb);
+    ssmlm_free(m->wb);
     ssmlm_free(m->w);
     ssmlm_free(m->g);
     ssmlm_free(m->acts);
@@ -55,6 +133,14 @@ void ssmlm_model_free(ssmlm_model *m) {
     free(m->params);
     free(m->slot_index);
     free(m);
+}
+
+int ssmlm_model_weights_bf16(const ssmlm_model *m) { return m->bf16_weights; }
+int ssmlm_model_param_bf16(const ssmlm_model *m, int i) { return i >= 0 && i < m->n_params && m->params[i].bf16; }
+size_t ssmlm_model_weight_bytes(const ssmlm_model *m) {
+    size_t n = 0;
+    for (int i = 0; i < m->n_params; i++) n += model_param_bytes(m, i);
+    return n;
 }
 
 const ssmlm_config *ssmlm_model_config(const ssmlm_model *m) { return &m->cfg; }
@@ -80,10 +166,13 @@ void ssmlm_model_zero_grad(ssmlm_model *m) {
     if (m->g) memset(m->g, 0, (size_t)m->arena_numel * m->esize);
 }
 
+/* Element j of parameter i = v in its storage: a bf16 value is the fp32 value rounded, so a
+ * bf16-weight model equals an fp32 model initialized with the same seed, weights rounded. */
 static void set(ssmlm_model *m, int i, int64_t j, double v) {
-    size_t at = (size_t)(m->params[i].info.offset + j);
-    if (m->dtype == SSMLM_F64) ((double *)m->w)[at] = v;
-    else ((float *)m->w)[at] = (float)v;
+    void *d = m->params[i].data;
+    if (m->params[i].bf16) ((uint16_t *)d)[j] = bf16_from_f32((float)v);
+    else if (m->dtype == SSMLM_F64) ((double *)d)[j] = v;
+    else ((float *)d)[j] = (float)v;
 }
 
 void ssmlm_model_init(ssmlm_model *m, uint64_t seed) {
@@ -188,6 +277,10 @@ ssmlm_status ssmlm_model_forward(ssmlm_model *m, const int32_t *ids, const int32
 }
 
 ssmlm_status ssmlm_model_backward(ssmlm_model *m, int accumulate) {
+    if (m->bf16_weights)
+        return ssmlm_fail(SSMLM_ERR_UNSUPPORTED,
+                          "train an fp32 (or fp64) model: create or load it without SSMLM_MODEL_BF16_WEIGHTS",
+                          "bf16 weights are for inference; this model cannot compute gradients");
     if (!m->have_forward || !m->labels)
         return ssmlm_fail(SSMLM_ERR_INVALID, "call ssmlm_model_forward with labels first",
                           "backward without a forward pass that computed a loss");

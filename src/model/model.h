@@ -26,6 +26,8 @@ enum { GLOBAL_EMBED = 0, GLOBAL_NORM_W, GLOBAL_NORM_B, GLOBAL_LM_HEAD, GLOBAL_NS
 typedef struct ssmlm_param_entry {
     ssmlm_param_info info;
     int init;
+    int bf16;     /* stored as bf16 bits (the matrices of a bf16-weight model) */
+    void *data;   /* where the values live (set by the model) */
 } ssmlm_param_entry;
 
 /* Builds the parameter table of a config (malloc'ed array; caller frees).  Offsets are in
@@ -39,8 +41,13 @@ struct ssmlm_model {
     size_t esize;                 /* 4 or 8 */
     int n_params;
     ssmlm_param_entry *params;
-    int64_t arena_numel;
+    int64_t arena_numel;          /* elements of w (and g) */
     void *w, *g;                  /* parameter and gradient arenas */
+    /* bf16-weight models (inference): the matrices live in wb (registered as a bf16 arena,
+     * src/kernels/bf16.h), the other tensors in w; no fp32 copy of the matrices exists */
+    int bf16_weights;
+    uint16_t *wb;
+    int64_t wb_numel;
     int *slot_index;              /* [n_layer][SSMLM_MAX_SLOTS] param index or -1 */
     int global_index[GLOBAL_NSLOTS];
     /* activations of the last forward */
@@ -69,9 +76,12 @@ struct ssmlm_state {
     int64_t scratch_numel;
 };
 
-/* Pointer to parameter i (or its gradient) in the model's precision. */
-static inline void *model_w(const ssmlm_model *m, int i) {
-    return i < 0 ? NULL : (char *)m->w + (size_t)m->params[i].info.offset * m->esize;
+/* Pointer to parameter i (or its gradient) in the model's precision; a bf16-stored parameter
+ * gives its bf16 bits (the linear kernels recognise the bf16 arena). */
+static inline void *model_w(const ssmlm_model *m, int i) { return i < 0 ? NULL : m->params[i].data; }
+/* Bytes of parameter i as stored. */
+static inline size_t model_param_bytes(const ssmlm_model *m, int i) {
+    return (size_t)m->params[i].info.numel * (m->params[i].bf16 ? 2 : m->esize);
 }
 static inline void *model_g(const ssmlm_model *m, int i) {
     return i < 0 || !m->g ? NULL : (char *)m->g + (size_t)m->params[i].info.offset * m->esize;

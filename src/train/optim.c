@@ -52,6 +52,10 @@ ssmlm_status ssmlm_optimizer_create(ssmlm_optimizer **out, const ssmlm_model *m,
     *out = NULL;
     ssmlm_status s = adamw_validate(c);
     if (s != SSMLM_OK) return s;
+    if (m->bf16_weights)
+        return ssmlm_fail(SSMLM_ERR_UNSUPPORTED,
+                          "train an fp32 (or fp64) model: create or load it without SSMLM_MODEL_BF16_WEIGHTS",
+                          "bf16 weights are for inference; an optimizer cannot update them");
     ssmlm_optimizer *o = calloc(1, sizeof *o);
     if (!o) return ssmlm_fail(SSMLM_ERR_MEMORY, NULL, "out of memory");
     o->cfg = *c;

@@ -1,0 +1,330 @@
+/* smallm.c — fp32 linear layers that stream the weights once: y[M,N] = x[M,K] W[N,K]^T + b for
+ * small M (decode: one row of x per sequence), W fp32 or bf16; and the bf16-weight product for
+ * large M (prefill) through blocks widened for BLAS sgemm.  See bf16.h.
+ *
+ * Small-M kernel: each OpenMP thread takes a contiguous range of output rows (weight rows).
+ *   M <= 4: the weight rows one after the other, each dotted with all M rows of x (in L1) with
+ *     several accumulators along k: the weights stream strictly sequentially (interleaving
+ *     several weight rows ran at about half the memory bandwidth on the development machine).
+ *   M > 4: tiles of MR = 4 rows of x by NR weight rows (fewer loads per multiply-add; the weight
+ *     rows stay in L1 while every group of 4 rows of x passes).
+ * Two tile versions:
+ *   AVX-512 (intrinsics, when the compiler targets AVX-512 F/BW/VL): 16 lanes, NR = 4, bf16
+ *     widened by vpmovzxwd + shift, the K % 16 tail through masked loads;
+ *   portable (GCC/Clang vector extensions): one native vector (8 lanes with AVX, 4 with SSE or
+ *     NEON), NR = 2, a scalar tail.  Built everywhere and tested against the reference even
+ *     where AVX-512 is used.
+ * Precision independent: compiled in the fp32 pass only. */
+#include "kernels/bf16.h"
+#include "base/base.h"
+#include <cblas.h>
+#include <omp.h>
+
+#ifndef SSMLM_REAL_F64
+
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+#include <immintrin.h>
+#define HAVE_AVX512 1
+#else
+#define HAVE_AVX512 0
+#endif
+
+#define MR 4        /* rows of x per tile */
+#define NR_VX 2     /* weight rows per portable tile (more rows of x) */
+#define NR_512 4    /* weight rows per AVX-512 tile (more rows of x) */
+#define NR_MAX 4
+#define KU_MAX 4    /* accumulators along k per output */
+#define BF16_BLOCK_ELEMS (1 << 21) /* widened weights per sgemm of the blocked product: 8 MiB */
+#define SEQ_MAX_M 4 /* up to this many rows of x: weight rows streamed one after the other */
+
+/* ---- portable tile ------------------------------------------------------------------------ */
+/* lanes: one native vector register (AVX: 8 floats; SSE, NEON: 4) */
+#ifdef __AVX__
+#define VL 8
+#else
+#define VL 4
+#endif
+
+typedef float vf __attribute__((vector_size(VL * 4)));
+typedef uint32_t vu __attribute__((vector_size(VL * 4)));
+typedef uint16_t vh __attribute__((vector_size(VL * 2)));
+
+/* VL weights from k: fp32 as they are, bf16 shifted into the upper half of fp32 lanes. */
+static inline __attribute__((always_inline)) vf load_w(const void *w, int64_t k, int bf16) {
+    if (bf16) {
+        vh h;
+        memcpy(&h, (const uint16_t *)w + k, sizeof h);
+        vu u = __builtin_convertvector(h, vu) << 16;
+        return (vf)u;
+    }
+    vf v;
+    memcpy(&v, (const float *)w + k, sizeof v);
+    return v;
+}
+
+static inline __attribute__((always_inline)) float scalar_w(const void *w, int64_t k, int bf16) {
+    return bf16 ? bf16_to_f32(((const uint16_t *)w)[k]) : ((const float *)w)[k];
+}
+
+/* Sum of the lanes, pairwise (a chain of VL dependent adds costs as much as a short row). */
+static inline __attribute__((always_inline)) float hsum(vf v) {
+    float t[VL];
+    memcpy(t, &v, sizeof t);
+    for (int h = VL / 2; h >= 1; h /= 2)
+        for (int l = 0; l < h; l++) t[l] += t[l + h];
+    return t[0];
+}
+
+/* y[r, j] = x_r . w_j (+ b_j) for r < mr rows of x and j < nr weight rows, over all K, with ku
+ * independent accumulators along k per output.  x: rows of stride K; w: rows of stride K (fp32 or
+ * bf16 elements); y: row stride ldy.  mr, nr, ku and bf16 are constants at every call site: the
+ * loops unroll and the accumulators stay in registers. */
+static inline __attribute__((always_inline)) void tile_vx(float *y, int64_t ldy, const float *x, const void *w,
+                                                          const float *b, int64_t K, int mr, int nr, int ku,
+                                                          int bf16) {
+    vf acc[MR][NR_MAX][KU_MAX];
+    #pragma GCC unroll 4
+    for (int r = 0; r < mr; r++)
+        #pragma GCC unroll 4
+        for (int j = 0; j < nr; j++)
+            #pragma GCC unroll 4
+            for (int u = 0; u < ku; u++) acc[r][j][u] = (vf){0};
+    size_t es = bf16 ? 2 : 4;
+    const char *wc = w;
+    int64_t k = 0;
+    for (; k + VL * ku <= K; k += VL * ku)
+        #pragma GCC unroll 4
+        for (int u = 0; u < ku; u++) {
+            vf xv[MR];
+            #pragma GCC unroll 4
+            for (int r = 0; r < mr; r++) memcpy(&xv[r], x + r * K + k + u * VL, sizeof xv[r]);
+            #pragma GCC unroll 4
+            for (int j = 0; j < nr; j++) {
+                vf wv = load_w(wc + (size_t)j * (size_t)K * es, k + u * VL, bf16);
+                #pragma GCC unroll 4
+                for (int r = 0; r < mr; r++) acc[r][j][u] += xv[r] * wv;
+            }
+        }
+    for (; k + VL <= K; k += VL) {
+        vf xv[MR];
+        #pragma GCC unroll 4
+        for (int r = 0; r < mr; r++) memcpy(&xv[r], x + r * K + k, sizeof xv[r]);
+        #pragma GCC unroll 4
+        for (int j = 0; j < nr; j++) {
+            vf wv = load_w(wc + (size_t)j * (size_t)K * es, k, bf16);
+            #pragma GCC unroll 4
+            for (int r = 0; r < mr; r++) acc[r][j][0] += xv[r] * wv;
+        }
+    }
+    #pragma GCC unroll 4
+    for (int r = 0; r < mr; r++)
+        #pragma GCC unroll 4
+        for (int j = 0; j < nr; j++) {
+            vf a = acc[r][j][0];
+            #pragma GCC unroll 4
+            for (int u = 1; u < ku; u++) a += acc[r][j][u];
+            const void *wj = wc + (size_t)j * (size_t)K * es;
+            float s = hsum(a);
+            for (int64_t t = k; t < K; t++) s += x[r * K + t] * scalar_w(wj, t, bf16);
+            y[r * ldy + j] = b ? s + b[j] : s;
+        }
+}
+
+/* ---- AVX-512 tile ------------------------------------------------------------------------- */
+#if HAVE_AVX512
+/* 16 weights from k, widened from bf16 when bf16; _mask: only the lanes of mask (zeros elsewhere). */
+static inline __attribute__((always_inline)) __m512 load_w512(const void *w, int64_t k, int bf16) {
+    if (bf16)
+        return _mm512_castsi512_ps(_mm512_slli_epi32(
+            _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)((const uint16_t *)w + k))), 16));
+    return _mm512_loadu_ps((const float *)w + k);
+}
+static inline __attribute__((always_inline)) __m512 load_w512_mask(const void *w, int64_t k, __mmask16 mask,
+                                                                   int bf16) {
+    if (bf16)
+        return _mm512_castsi512_ps(
+            _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(mask, (const uint16_t *)w + k)), 16));
+    return _mm512_maskz_loadu_ps(mask, (const float *)w + k);
+}
+
+/* Same contract as tile_vx; the K % 16 tail through masked loads. */
+static inline __attribute__((always_inline)) void tile_512(float *y, int64_t ldy, const float *x, const void *w,
+                                                           const float *b, int64_t K, int mr, int nr, int ku,
+                                                           int bf16) {
+    __m512 acc[MR][NR_MAX][KU_MAX];
+    #pragma GCC unroll 4
+    for (int r = 0; r < mr; r++)
+        #pragma GCC unroll 4
+        for (int j = 0; j < nr; j++)
+            #pragma GCC unroll 4
+            for (int u = 0; u < ku; u++) acc[r][j][u] = _mm512_setzero_ps();
+    size_t es = bf16 ? 2 : 4;
+    const char *wc = w;
+    int64_t k = 0;
+    for (; k + 16 * ku <= K; k += 16 * ku)
+        #pragma GCC unroll 4
+        for (int u = 0; u < ku; u++) {
+            __m512 xv[MR];
+            #pragma GCC unroll 4
+            for (int r = 0; r < mr; r++) xv[r] = _mm512_loadu_ps(x + r * K + k + u * 16);
+            #pragma GCC unroll 4
+            for (int j = 0; j < nr; j++) {
+                __m512 wv = load_w512(wc + (size_t)j * (size_t)K * es, k + u * 16, bf16);
+                #pragma GCC unroll 4
+                for (int r = 0; r < mr; r++) acc[r][j][u] = _mm512_fmadd_ps(xv[r], wv, acc[r][j][u]);
+            }
+        }
+    for (; k < K; k += 16) {
+        __mmask16 mask = K - k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (K - k)) - 1);
+        __m512 xv[MR];
+        #pragma GCC unroll 4
+        for (int r = 0; r < mr; r++) xv[r] = _mm512_maskz_loadu_ps(mask, x + r * K + k);
+        #pragma GCC unroll 4
+        for (int j = 0; j < nr; j++) {
+            __m512 wv = load_w512_mask(wc + (size_t)j * (size_t)K * es, k, mask, bf16);
+            #pragma GCC unroll 4
+            for (int r = 0; r < mr; r++) acc[r][j][0] = _mm512_fmadd_ps(xv[r], wv, acc[r][j][0]);
+        }
+    }
+    #pragma GCC unroll 4
+    for (int r = 0; r < mr; r++)
+        #pragma GCC unroll 4
+        for (int j = 0; j < nr; j++) {
+            __m512 a = acc[r][j][0];
+            #pragma GCC unroll 4
+            for (int u = 1; u < ku; u++) a = _mm512_add_ps(a, acc[r][j][u]);
+            float s = _mm512_reduce_add_ps(a);
+            y[r * ldy + j] = b ? s + b[j] : s;
+        }
+}
+#endif
+
+/* ---- driver ------------------------------------------------------------------------------- */
+
+static inline __attribute__((always_inline)) void tile(int avx512, float *y, int64_t ldy, const float *x,
+                                                       const void *w, const float *b, int64_t K, int mr, int nr,
+                                                       int ku, int bf16) {
+#if HAVE_AVX512
+    if (avx512) {
+        tile_512(y, ldy, x, w, b, K, mr, nr, ku, bf16);
+        return;
+    }
+#else
+    (void)avx512;
+#endif
+    tile_vx(y, ldy, x, w, b, K, mr, nr, ku, bf16);
+}
+
+/* Columns [0, nr) of y (row stride N) from nr weight rows at w, all M rows of x, MR at a time. */
+static inline __attribute__((always_inline)) void all_rows_of_x(int avx512, float *y, int64_t N, const float *x,
+                                                                const void *w, const float *b, int64_t M, int64_t K,
+                                                                int nr, int ku, int bf16) {
+    int64_t m = 0;
+    for (; m + MR <= M; m += MR) tile(avx512, y + m * N, N, x + m * K, w, b, K, MR, nr, ku, bf16);
+    switch (M - m) {
+    case 1: tile(avx512, y + m * N, N, x + m * K, w, b, K, 1, nr, ku, bf16); break;
+    case 2: tile(avx512, y + m * N, N, x + m * K, w, b, K, 2, nr, ku, bf16); break;
+    case 3: tile(avx512, y + m * N, N, x + m * K, w, b, K, 3, nr, ku, bf16); break;
+    default: break;
+    }
+}
+
+/* Output columns [n0, n1) of y[M, N].  Few rows of x (M <= SEQ_MAX_M): the weight rows one after
+ * the other, each with all rows of x and several accumulators along k, so that the weights stream
+ * sequentially (several rows interleaved ran at half the memory bandwidth here).  More rows of x:
+ * groups of NR weight rows per tile, fewer loads per multiply-add.  avx512 and bf16 are constants
+ * here. */
+static inline __attribute__((always_inline)) void cols_impl(int avx512, int bf16, float *y, const float *x,
+                                                            const char *w, const float *b, int64_t M, int64_t N,
+                                                            int64_t K, int64_t n0, int64_t n1) {
+    size_t ws = (size_t)K * (bf16 ? 2 : 4);
+    if (M <= SEQ_MAX_M) {
+        for (int64_t n = n0; n < n1; n++) {
+            if (M == 1) tile(avx512, y + n, N, x, w + n * ws, b ? b + n : NULL, K, 1, 1, 4, bf16);
+            else all_rows_of_x(avx512, y + n, N, x, w + n * ws, b ? b + n : NULL, M, K, 1, 2, bf16);
+        }
+        return;
+    }
+    const int nr = avx512 ? NR_512 : NR_VX;
+    int64_t n = n0;
+    for (; n + nr <= n1; n += nr) all_rows_of_x(avx512, y + n, N, x, w + n * ws, b ? b + n : NULL, M, K, nr, 1, bf16);
+    for (; n < n1; n++) all_rows_of_x(avx512, y + n, N, x, w + n * ws, b ? b + n : NULL, M, K, 1, 1, bf16);
+}
+
+static void cols(int avx512, int bf16, float *y, const float *x, const void *w, const float *b, int64_t M,
+                 int64_t N, int64_t K, int64_t n0, int64_t n1) {
+    if (avx512 && bf16) cols_impl(1, 1, y, x, w, b, M, N, K, n0, n1);
+    else if (avx512) cols_impl(1, 0, y, x, w, b, M, N, K, n0, n1);
+    else if (bf16) cols_impl(0, 1, y, x, w, b, M, N, K, n0, n1);
+    else cols_impl(0, 0, y, x, w, b, M, N, K, n0, n1);
+}
+
+static void smallm_impl(int avx512, float *y, const float *x, const void *w, int bf16, const float *b, int64_t M,
+                        int64_t N, int64_t K) {
+    SSMLM_ASSERT(!avx512 || HAVE_AVX512);
+    if (M <= 0 || N <= 0) return;
+    /* each thread a contiguous range of whole groups of 4 output rows (a multiple of NR) */
+    int64_t units = (N + 3) / 4;
+    /* a parallel region costs microseconds (more with passive waiting): only for real work */
+#pragma omp parallel if (N * K * (M < MR ? M : MR) >= ((int64_t)1 << 18))
+    {
+        int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
+        int64_t n0 = units * t / nt * 4, n1 = units * (t + 1) / nt * 4;
+        if (n1 > N) n1 = N;
+        if (n0 < n1) cols(avx512, bf16, y, x, w, b, M, N, K, n0, n1);
+    }
+}
+
+void smallm_f32(float *y, const float *x, const float *wf, const uint16_t *wb, const float *b, int64_t M,
+                int64_t N, int64_t K) {
+    SSMLM_ASSERT((wf == NULL) != (wb == NULL));
+    smallm_impl(HAVE_AVX512, y, x, wb ? (const void *)wb : (const void *)wf, wb != NULL, b, M, N, K);
+}
+
+void smallm_portable_f32(float *y, const float *x, const float *wf, const uint16_t *wb, const float *b, int64_t M,
+                         int64_t N, int64_t K) {
+    SSMLM_ASSERT((wf == NULL) != (wb == NULL));
+    smallm_impl(0, y, x, wb ? (const void *)wb : (const void *)wf, wb != NULL, b, M, N, K);
+}
+
+int smallm_uses_avx512(void) { return HAVE_AVX512; }
+
+void smallm_ref_f32(float *y, const float *x, const float *wf, const uint16_t *wb, const float *b, int64_t M,
+                    int64_t N, int64_t K) {
+    for (int64_t m = 0; m < M; m++)
+        for (int64_t n = 0; n < N; n++) {
+            float s = b ? b[n] : 0;
+            for (int64_t k = 0; k < K; k++)
+                s += x[m * K + k] * (wb ? bf16_to_f32(wb[n * K + k]) : wf[n * K + k]);
+            y[m * N + n] = s;
+        }
+}
+
+void bf16_gemm_blocked_f32(float *y, const float *x, const uint16_t *wb, const float *b, int64_t M, int64_t N,
+                           int64_t K) {
+    if (M <= 0 || N <= 0) return;
+    /* blocks of BF16_BLOCK_ELEMS widened weights (at least 64 rows): large enough for sgemm to run
+     * near its full speed, small enough to stay in the last-level cache */
+    int64_t rows = (int64_t)BF16_BLOCK_ELEMS / (K > 0 ? K : 1);
+    rows = rows < 64 ? 64 : rows;
+    rows = rows > N ? N : rows;
+    float *buf = ssmlm_alloc((size_t)(rows * (K > 0 ? K : 1)) * sizeof(float));
+    SSMLM_ASSERT(buf != NULL);
+    for (int64_t n0 = 0; n0 < N; n0 += rows) {
+        int64_t nr = N - n0 < rows ? N - n0 : rows;
+        bf16_widen_array(buf, wb + n0 * K, nr * K);
+        if (K > 0)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)M, (blasint)nr, (blasint)K, 1, x,
+                        (blasint)K, buf, (blasint)K, 0, y + n0, (blasint)N);
+        else
+            for (int64_t m = 0; m < M; m++) memset(y + m * N + n0, 0, (size_t)nr * sizeof(float));
+    }
+    ssmlm_free(buf);
+    if (b) {
+#pragma omp parallel for schedule(static)
+        for (int64_t m = 0; m < M; m++)
+            for (int64_t n = 0; n < N; n++) y[m * N + n] += b[n];
+    }
+}
+
+#endif
