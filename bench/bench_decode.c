@@ -1,5 +1,6 @@
 /* bench_decode.c — decode speed (one token per sequence through ssmlm_model_step), fp32, against
- * the memory-bandwidth roofline measured in the same run.
+ * the memory-bandwidth roofline measured in the same run; prefill speed against the training
+ * forward.
  *
  *   BW      read-only sum over a 1 GiB float array, 2 threads, 64 independent accumulators per
  *           thread; median of 5 passes, GB = 1e9 bytes.
@@ -9,20 +10,42 @@
  *           + B x (2 x fixed state bytes (read and written) + L x KV bytes per position)
  *   roofline step time = bytes per step / BW; fraction = roofline time / measured time.
  *
- * Part 1: short context (prefill 64, then 64 timed steps, median over repetitions), batch 1,
- *         mamba2-130m, hybrid-130m, transformer-130m.
- * Part 2: time per step vs context (paper Figure 5): transformer-130m and hybrid-130m, one
- *         prefill per model, context and batch, then timed steps; speedup hybrid vs transformer
- *         next to the speedup predicted from bytes per step.
+ * Part 1: short context (prefill 64, then 64 timed steps, median over repetitions), batch 1:
+ *         mamba2-130m, hybrid-130m, transformer-130m and the ~1B models hybrid-840m and
+ *         transformer-840m (d_model 1024, 48 layers; --no-1b leaves them out).
+ * Part 2: time per step vs context (paper Figure 5): transformer-130m and hybrid-130m at each
+ *         batch and context, then timed steps; the speedup of the hybrid next to the speedup
+ *         predicted from bytes per step; an SVG plot of ms per generated token vs context
+ *         (log-log) to --svg PATH (default bench/fig5_decode.svg when run from the repository
+ *         root, else fig5_decode.svg).
+ *         The state at context L comes from (--fill):
+ *           synthetic  (default) a real prefill of a short prompt (--prompt, 64 tokens), then
+ *                      KV cache rows prompt..L-1 of every attention layer filled with uniform
+ *                      values in [-1, 1] and every position set to L (the Mamba states are
+ *                      those of the real prompt): a decode step costs the same as after a
+ *                      real prefill of L tokens, which takes minutes at 16K-32K x batch 8;
+ *           real       ssmlm_model_prefill_one of L tokens per sequence.
+ *         A configuration whose state does not fit in 70% of the available memory is skipped
+ *         (printed with the reason; e.g. transformer-130m KV at 32K x batch 8 is 19 GB).
+ * Part 3: prefill vs decode vs training forward, batch 1, the 130m models: one prompt of
+ *         --prefill-len tokens (2048) through ssmlm_model_prefill and through
+ *         ssmlm_model_forward (with labels, as in training), same threads; decode tokens/s at
+ *         that context (synthetic state).
  * OpenMP waiting threads: unless OMP_WAIT_POLICY is set, the program re-executes itself with
  * OMP_WAIT_POLICY=passive (spinning OpenMP workers starve OpenBLAS's own threads in the step's
  * matrix-vector products; run with OMP_WAIT_POLICY=active to see the default behaviour).
- * Usage: bench_decode [--ctx 1024,4096] [--batch 1,8] [--reps 5] [--steps 32] [--short-only]
+ * Usage: bench_decode [--parts 1,2,3] [--ctx 1024,4096,16384,32768] [--batch 1,8] [--reps 5]
+ *        [--steps 32] [--fill synthetic|real] [--prompt 64] [--svg PATH]
+ *        [--prefill-len 2048] [--no-1b] [--short-only (= --parts 1)]
  *        [--model NAME --ctx L --batch B --steps S]  (one configuration, for profiling) */
 #include "bench_common.h"
 #include "bench_models.h"
+#include "eval/svg.h"
+#include "model/model.h"
+#include <math.h>
 #include <omp.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define MAXN 16
@@ -65,6 +88,25 @@ static double measure_bw(void) {
     return bench_summarize(t, 5).median;
 }
 
+/* Bytes the system could still give this process (MemAvailable), 0 when unknown. */
+static double mem_available(void) {
+    FILE *f = fopen("/proc/meminfo", "r");
+    char line[256];
+    double kb = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "MemAvailable: %lf kB", &kb) == 1) break;
+    if (f) fclose(f);
+    return kb * 1024;
+}
+
+/* ---- options ------------------------------------------------------------------------------ */
+typedef struct options {
+    int64_t ctx[MAXN], batch[MAXN];
+    int nctx, nbatch, reps, steps, synthetic, with_1b, parts;
+    int64_t prompt, prefill_len;
+    const char *svg, *one;
+} options;
+
 /* ---- models ------------------------------------------------------------------------------ */
 typedef struct decode_model {
     ssmlm_config c;
@@ -94,17 +136,53 @@ static double step_bytes(const decode_model *d, int64_t B, double ctx) {
     return d->param_bytes + (double)B * (2.0 * d->fixed + ctx * d->kv);
 }
 
-/* Prefills B sequences of L tokens (L >= 1), then times `steps` single steps; writes the
- * per-step seconds to t[0..steps).  Returns 0 on failure. */
-static int run_decode(decode_model *d, int64_t B, int64_t L, int steps, double *t, double *prefill_s) {
+/* Bytes a run at batch B, context L needs beyond the model: the state, and with real prefill
+ * the activations of one sequence's forward. */
+static double run_bytes(const decode_model *d, int64_t B, int64_t L, int steps, int synthetic) {
+    double st = (double)B * (d->fixed + (double)(L + steps) * d->kv);
+    return st + (double)ssmlm_config_activation_bytes(&d->c, 1, synthetic ? 64 : L);
+}
+
+/* Synthetic context: positions P..L-1 of every attention layer's KV cache get uniform values
+ * in [-1, 1] (a fixed LCG per row), and every sequence's position becomes L. */
+static void fill_synthetic(const decode_model *d, ssmlm_state *s, int64_t P, int64_t L) {
+    const ssmlm_config *c = &d->c;
+    int64_t kv = ssmlm_attention_state_size(c, 1) - ssmlm_attention_state_size(c, 0);
+    for (int l = 0; l < c->n_layer; l++) {
+        if (c->pattern[l] != '*') continue;
+        int64_t ss = model_layer_state_size(c, l, s->cap);
+        float *base = (float *)s->data + s->layer_off[l];
+#pragma omp parallel for num_threads(THREADS) schedule(static) collapse(2)
+        for (int64_t b = 0; b < s->B; b++)
+            for (int64_t t = P; t < L; t++) {
+                float *row = base + b * ss + t * kv;
+                uint32_t r = (uint32_t)(t * 2654435761u + (uint64_t)b * 40503u + (uint64_t)l * 97u);
+                for (int64_t e = 0; e < kv; e++) {
+                    r = r * 1664525u + 1013904223u;
+                    row[e] = (float)(r >> 8) * (2.0f / 16777216.0f) - 1.0f;
+                }
+            }
+    }
+    for (int64_t b = 0; b < s->B; b++) s->pos[b] = L;
+}
+
+/* Brings B sequences to context L (real prefill or synthetic, see the file header), then times
+ * `steps` single steps; writes the per-step seconds to t[0..steps) and the seconds taken to
+ * build the state to *setup_s.  Returns 0 on failure. */
+static int run_decode(decode_model *d, int64_t B, int64_t L, int steps, int synthetic, int64_t prompt,
+                      double *t, double *setup_s) {
     ssmlm_state *s = NULL;
-    int32_t *ids = malloc((size_t)(B * L) * sizeof *ids);
+    int64_t P = synthetic && prompt < L ? prompt : L;
+    int32_t *ids = malloc((size_t)(B > P ? B : P) * sizeof *ids);
     float *logits = malloc((size_t)(B * ssmlm_config_vocab_padded(&d->c)) * sizeof *logits);
     int ok = ids && logits && ssmlm_state_create(&s, d->m, B, L + steps) == SSMLM_OK;
-    for (int64_t i = 0; ok && i < B * L; i++) ids[i] = (int32_t)((i * 7919 + 13) % d->c.vocab_size);
     double t0 = bench_now();
-    if (ok) ok = ssmlm_model_prefill(d->m, s, ids, L, NULL) == SSMLM_OK;
-    if (prefill_s) *prefill_s = bench_now() - t0;
+    for (int64_t b = 0; ok && b < B; b++) {
+        for (int64_t i = 0; i < P; i++) ids[i] = (int32_t)(((b * P + i) * 7919 + 13) % d->c.vocab_size);
+        ok = ssmlm_model_prefill_one(d->m, s, b, ids, P, NULL) == SSMLM_OK;
+    }
+    if (ok && P < L) fill_synthetic(d, s, P, L);
+    if (setup_s) *setup_s = bench_now() - t0;
     for (int k = 0; ok && k < steps; k++) {
         for (int64_t b = 0; b < B; b++) ids[b] = (int32_t)((k * 31 + b * 101 + 5) % d->c.vocab_size);
         double a = bench_now();
@@ -131,123 +209,242 @@ static int parse_list(const char *s, int64_t *out) {
     return n;
 }
 
+/* ---- part 1: short context, batch 1 ------------------------------------------------------- */
+static int part_short(const options *o, double bw) {
+    const char *names[5] = {"mamba2-130m", "hybrid-130m", "transformer-130m", "hybrid-840m", "transformer-840m"};
+    int nm = o->with_1b ? 5 : 3;
+    bench_cpu_sample c0 = bench_cpu_now();
+    printf("Batch 1, prefill 64 then 64 timed steps, %d repetitions (per-token time = mean of a repetition's 64 steps; "
+           "median [min-max] over repetitions)\n\n",
+           o->reps);
+    printf("| model | params | MB read / token | roofline tok/s | ms / token | tokens/s | fraction of roofline |\n"
+           "|---|---|---|---|---|---|---|\n");
+    for (int mi = 0; mi < nm; mi++) {
+        decode_model d;
+        if (!model_open(&d, names[mi])) return 0;
+        double per[64], st64[64];
+        for (int r = 0; r < o->reps; r++) {
+            if (!run_decode(&d, 1, 64, 64, 0, 64, st64, NULL)) return 0;
+            double sum = 0;
+            for (int k = 0; k < 64; k++) sum += st64[k];
+            per[r] = sum / 64;
+        }
+        bench_stats st = bench_summarize(per, o->reps);
+        double bytes = step_bytes(&d, 1, 64 + 32.5); /* mean context over the timed steps */
+        double roof = bw * 1e9 / bytes;
+        printf("| %s | %.1fM | %.1f | %.1f | %.2f [%.2f-%.2f] | %.1f | %.1f%% |\n", names[mi], d.param_bytes / 4e6,
+               bytes / 1e6, roof, 1e3 * st.median, 1e3 * st.min, 1e3 * st.max, 1 / st.median,
+               100 * (1 / st.median) / roof);
+        ssmlm_model_free(d.m);
+    }
+    printf("\nparams = parameters read per token (an untied embedding table is only looked up). "
+           "Other processes during part 1: %.0f%% of CPUs\n\n",
+           100 * bench_cpu_foreign(c0, bench_cpu_now()));
+    return 1;
+}
+
+/* ---- part 2: time per step vs context (Figure 5) ------------------------------------------ */
+static void write_svg(const options *o, const char *const *names, double meas[2][MAXN][MAXN]) {
+    static const char *colors[2] = {"#d62728", "#1f77b4"};
+    ssmlm_plot_series ser[2 * MAXN];
+    char label[2 * MAXN][64];
+    double x[MAXN], y[2 * MAXN][MAXN];
+    int ns = 0;
+    for (int ci = 0; ci < o->nctx; ci++) x[ci] = (double)o->ctx[ci];
+    for (int mi = 0; mi < 2; mi++)
+        for (int bi = 0; bi < o->nbatch; bi++, ns++) {
+            for (int ci = 0; ci < o->nctx; ci++) /* ms per generated token; NaN (skipped) leaves a gap */
+                y[ns][ci] = 1e3 * meas[mi][bi][ci] / (double)o->batch[bi];
+            snprintf(label[ns], sizeof label[ns], "%s, batch %lld", names[mi], (long long)o->batch[bi]);
+            ser[ns] = (ssmlm_plot_series){.name = label[ns], .x = x, .y = y[ns], .n = o->nctx,
+                                          .color = colors[mi], .dashed = bi > 0};
+        }
+    ssmlm_plot p = {.title = "Decode time per generated token vs context (fp32, 2 threads)",
+                    .xlabel = "context (tokens)", .ylabel = "ms per generated token", .log_x = 1, .log_y = 1,
+                    .series = ser, .n_series = ns};
+    if (ssmlm_svg_plot(o->svg, &p) == SSMLM_OK) printf("plot: %s\n\n", o->svg);
+    else fprintf(stderr, "bench_decode: %s: %s\n", o->svg, ssmlm_last_error());
+}
+
+static int part_context(const options *o, double bw) {
+    const char *names[2] = {"transformer-130m", "hybrid-130m"};
+    double meas[2][MAXN][MAXN], pred[2][MAXN][MAXN];
+    double *t = malloc((size_t)o->steps * sizeof *t);
+    bench_cpu_sample c0 = bench_cpu_now();
+    if (o->synthetic)
+        printf("Time per decode step vs context; state: synthetic (real prefill of %lld tokens per sequence, then KV rows "
+               "up to the context filled with uniform [-1, 1] values); %d timed steps, median [min-max]\n\n",
+               (long long)o->prompt, o->steps);
+    else
+        printf("Time per decode step vs context; state: real prefill of the whole context, one sequence at a time; %d timed "
+               "steps, median [min-max]\n\n",
+               o->steps);
+    printf("| model | batch | context | setup s | ms / step | ms / token | MB read / step | roofline ms / step | fraction |\n"
+           "|---|---|---|---|---|---|---|---|---|\n");
+    for (int mi = 0; mi < 2; mi++) {
+        decode_model d;
+        if (!model_open(&d, names[mi])) return 0;
+        for (int bi = 0; bi < o->nbatch; bi++)
+            for (int ci = 0; ci < o->nctx; ci++) {
+                int64_t B = o->batch[bi], L = o->ctx[ci];
+                double need = run_bytes(&d, B, L, o->steps, o->synthetic), avail = mem_available();
+                double bytes = step_bytes(&d, B, (double)L + 0.5 * (o->steps + 1));
+                meas[mi][bi][ci] = NAN;
+                pred[mi][bi][ci] = bytes / (bw * 1e9);
+                if (avail > 0 && need > 0.7 * avail) {
+                    printf("| %s | %lld | %lld | skipped: needs %.1f GB of state, more than 70%% of the %.1f GB available "
+                           "| | | | | |\n",
+                           names[mi], (long long)B, (long long)L, need / 1e9, avail / 1e9);
+                    continue;
+                }
+                double setup;
+                if (!run_decode(&d, B, L, o->steps, o->synthetic, o->prompt, t, &setup)) return 0;
+                bench_stats st = bench_summarize(t, o->steps);
+                meas[mi][bi][ci] = st.median;
+                printf("| %s | %lld | %lld | %.1f | %.2f [%.2f-%.2f] | %.3f | %.1f | %.2f | %.1f%% |\n", names[mi],
+                       (long long)B, (long long)L, setup, 1e3 * st.median, 1e3 * st.min, 1e3 * st.max,
+                       1e3 * st.median / (double)B, bytes / 1e6, 1e3 * pred[mi][bi][ci],
+                       100 * pred[mi][bi][ci] / st.median);
+            }
+        ssmlm_model_free(d.m);
+    }
+    free(t);
+    printf("\nsetup = building the state (prefill%s). Other processes during part 2: %.0f%% of CPUs\n\n",
+           o->synthetic ? " of the prompt + synthetic fill" : "", 100 * bench_cpu_foreign(c0, bench_cpu_now()));
+    printf("Speedup of hybrid-130m over transformer-130m per decode step\n\n"
+           "| batch | context | measured | predicted from bytes | measured / predicted |\n|---|---|---|---|---|\n");
+    for (int bi = 0; bi < o->nbatch; bi++)
+        for (int ci = 0; ci < o->nctx; ci++) {
+            double m = meas[0][bi][ci] / meas[1][bi][ci], p = pred[0][bi][ci] / pred[1][bi][ci];
+            if (isnan(m))
+                printf("| %lld | %lld | (skipped) | %.2fx | |\n", (long long)o->batch[bi], (long long)o->ctx[ci], p);
+            else
+                printf("| %lld | %lld | %.2fx | %.2fx | %.2f |\n", (long long)o->batch[bi], (long long)o->ctx[ci], m, p,
+                       m / p);
+        }
+    printf("\n");
+    write_svg(o, names, meas);
+    return 1;
+}
+
+/* ---- part 3: prefill vs decode vs training forward ----------------------------------------- */
+static int part_prefill(const options *o) {
+    const char *names[3] = {"mamba2-130m", "hybrid-130m", "transformer-130m"};
+    int64_t N = o->prefill_len;
+    int reps = o->reps < 3 ? o->reps : 3;
+    int32_t *ids = malloc((size_t)(N + 1) * sizeof *ids);
+    double *t = malloc((size_t)(o->steps > reps ? o->steps : reps) * sizeof *t), tf[8], tp[8];
+    bench_cpu_sample c0 = bench_cpu_now();
+    printf("Prefill vs decode vs training forward, batch 1, one prompt of %lld tokens, %d threads; forward and prefill: "
+           "one warm-up, then median of %d; decode: %d steps at context %lld (synthetic state)\n\n"
+           "| model | forward tok/s | prefill tok/s | prefill / forward | decode tok/s | prefill / decode |\n"
+           "|---|---|---|---|---|---|\n",
+           (long long)N, THREADS, reps, o->steps, (long long)N);
+    for (int mi = 0; mi < 3; mi++) {
+        decode_model d;
+        if (!model_open(&d, names[mi])) return 0;
+        for (int64_t i = 0; i <= N; i++) ids[i] = (int32_t)((i * 7919 + 13) % d.c.vocab_size);
+        ssmlm_state *s = NULL;
+        int ok = ssmlm_state_create(&s, d.m, 1, N + 1) == SSMLM_OK;
+        for (int r = -1; ok && r < reps; r++) { /* r = -1: warm-up (allocates the activations) */
+            double a = bench_now();
+            ok = ssmlm_model_forward(d.m, ids, ids + 1, 1, N, NULL, NULL) == SSMLM_OK;
+            double b = bench_now();
+            ok = ok && ssmlm_model_prefill(d.m, s, ids, N, NULL) == SSMLM_OK;
+            if (r >= 0) tf[r] = b - a, tp[r] = bench_now() - b;
+        }
+        ssmlm_state_free(s);
+        ok = ok && run_decode(&d, 1, N, o->steps, 1, o->prompt, t, NULL);
+        if (!ok) {
+            fprintf(stderr, "bench_decode: %s: %s\n", names[mi], ssmlm_last_error());
+            return 0;
+        }
+        double f = (double)N / bench_summarize(tf, reps).median, p = (double)N / bench_summarize(tp, reps).median;
+        double dec = 1 / bench_summarize(t, o->steps).median;
+        printf("| %s | %.0f | %.0f | %.2f | %.1f | %.0fx |\n", names[mi], f, p, p / f, dec, p / dec);
+        ssmlm_model_free(d.m);
+    }
+    printf("\nOther processes during part 3: %.0f%% of CPUs\n\n", 100 * bench_cpu_foreign(c0, bench_cpu_now()));
+    free(ids);
+    free(t);
+    return 1;
+}
+
+static void usage(void) {
+    fprintf(stderr, "usage: bench_decode [--parts 1,2,3] [--ctx L,L..] [--batch B,B..] [--reps N] [--steps S]\n"
+                    "                    [--fill synthetic|real] [--prompt P] [--svg PATH] [--prefill-len N] [--no-1b]\n"
+                    "                    [--short-only] [--model NAME]\n");
+}
+
 int main(int argc, char **argv) {
     /* libgomp reads OMP_WAIT_POLICY once, at load: set it by re-executing (see RESULTS.md) */
     if (!getenv("OMP_WAIT_POLICY")) {
         setenv("OMP_WAIT_POLICY", "passive", 1);
         execv("/proc/self/exe", argv);
     }
-    int64_t ctx[MAXN] = {1024, 4096}, batch[MAXN] = {1, 8};
-    int nctx = 2, nbatch = 2, reps = 5, steps = 32, short_only = 0;
-    const char *one = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--ctx") && i + 1 < argc) nctx = parse_list(argv[++i], ctx);
-        else if (!strcmp(argv[i], "--batch") && i + 1 < argc) nbatch = parse_list(argv[++i], batch);
-        else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--model") && i + 1 < argc) one = argv[++i];
-        else if (!strcmp(argv[i], "--short-only")) short_only = 1;
-        else {
-            fprintf(stderr, "usage: bench_decode [--ctx L,L..] [--batch B,B..] [--reps N] [--steps S] [--short-only] [--model NAME]\n");
-            return 2;
-        }
+    options o = {.ctx = {1024, 4096, 16384, 32768}, .batch = {1, 8}, .nctx = 4, .nbatch = 2, .reps = 5, .steps = 32,
+                 .synthetic = 1, .with_1b = 1, .parts = 7, .prompt = 64, .prefill_len = 2048,
+                 .svg = NULL, .one = NULL};
+    int ok = 1;
+    for (int i = 1; i < argc && ok; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--no-1b")) o.with_1b = 0;
+        else if (!strcmp(a, "--short-only")) o.parts = 1;
+        else if (!v) ok = 0;
+        else if (!strcmp(a, "--ctx")) ok = (o.nctx = parse_list(v, o.ctx)) > 0, i++;
+        else if (!strcmp(a, "--batch")) ok = (o.nbatch = parse_list(v, o.batch)) > 0, i++;
+        else if (!strcmp(a, "--reps")) o.reps = atoi(v), i++;
+        else if (!strcmp(a, "--steps")) o.steps = atoi(v), i++;
+        else if (!strcmp(a, "--prompt")) o.prompt = atoll(v), i++;
+        else if (!strcmp(a, "--prefill-len")) o.prefill_len = atoll(v), i++;
+        else if (!strcmp(a, "--svg")) o.svg = v, i++;
+        else if (!strcmp(a, "--model")) o.one = v, i++;
+        else if (!strcmp(a, "--fill")) {
+            ok = !strcmp(v, "synthetic") || !strcmp(v, "real");
+            o.synthetic = !strcmp(v, "synthetic");
+            i++;
+        } else if (!strcmp(a, "--parts")) {
+            int64_t p[MAXN];
+            int n = parse_list(v, p);
+            o.parts = 0;
+            for (int k = 0; k < n; k++) o.parts |= p[k] >= 1 && p[k] <= 3 ? 1 << (p[k] - 1) : 0;
+            ok = n > 0 && o.parts;
+            i++;
+        } else ok = 0;
     }
-    if (nctx < 1 || nbatch < 1 || reps < 1 || reps > 64 || steps < 2) {
-        fprintf(stderr, "bench_decode: bad arguments\n");
+    if (!ok || o.reps < 1 || o.reps > 64 || o.steps < 2 || o.prompt < 1 || o.prefill_len < 1) {
+        usage();
         return 2;
+    }
+    if (!o.svg) { /* bench/fig5_decode.svg from the repository root, else in the current folder */
+        struct stat sb;
+        o.svg = stat("bench", &sb) == 0 && S_ISDIR(sb.st_mode) ? "bench/fig5_decode.svg" : "fig5_decode.svg";
     }
     setvbuf(stdout, NULL, _IOLBF, 0);
     ssmlm_set_threads(THREADS);
-    double *t = malloc((size_t)(steps > 64 ? steps : 64) * sizeof *t);
 
-    if (one) { /* one configuration, for profiling */
+    if (o.one) { /* one configuration, for profiling */
         decode_model d;
-        if (!model_open(&d, one)) return 1;
-        double pf;
-        if (!run_decode(&d, batch[0], ctx[0], steps, t, &pf)) return 1;
-        bench_stats st = bench_summarize(t, steps);
-        printf("%s B=%lld L=%lld: prefill %.2f s, step %.3f ms [%.3f-%.3f]\n", one, (long long)batch[0],
-               (long long)ctx[0], pf, 1e3 * st.median, 1e3 * st.min, 1e3 * st.max);
+        double *t = malloc((size_t)o.steps * sizeof *t), setup;
+        if (!model_open(&d, o.one)) return 1;
+        if (!run_decode(&d, o.batch[0], o.ctx[0], o.steps, o.synthetic, o.prompt, t, &setup)) return 1;
+        bench_stats st = bench_summarize(t, o.steps);
+        printf("%s B=%lld L=%lld (%s state): setup %.2f s, step %.3f ms [%.3f-%.3f]\n", o.one, (long long)o.batch[0],
+               (long long)o.ctx[0], o.synthetic ? "synthetic" : "real prefill", setup, 1e3 * st.median, 1e3 * st.min,
+               1e3 * st.max);
         ssmlm_model_free(d.m);
         free(t);
         return 0;
     }
 
     double foreign = bench_wait_quiet(0.10, 30);
-    bench_cpu_sample c0 = bench_cpu_now();
     double bw = measure_bw();
     printf("OMP_WAIT_POLICY=%s\n\n", getenv("OMP_WAIT_POLICY"));
     printf("## Decode, fp32, %d threads\n\nmemory bandwidth (1 GiB read-only sum, %d threads, median of 5): **%.1f GB/s**"
            " (other processes before: %.0f%% of CPUs)\n\n",
            THREADS, THREADS, bw, 100 * foreign);
-
-    /* Part 1: short context, batch 1 */
-    const char *shortm[3] = {"mamba2-130m", "hybrid-130m", "transformer-130m"};
-    printf("Batch 1, prefill 64 then 64 timed steps, %d repetitions (per-token time = mean of a repetition's 64 steps; "
-           "median [min-max] over repetitions)\n\n",
-           reps);
-    printf("| model | params | MB read / token | roofline tok/s | ms / token | tokens/s | fraction of roofline |\n"
-           "|---|---|---|---|---|---|---|\n");
-    for (int mi = 0; mi < 3; mi++) {
-        decode_model d;
-        if (!model_open(&d, shortm[mi])) return 1;
-        double per[64], st64[64];
-        for (int r = 0; r < reps; r++) {
-            if (!run_decode(&d, 1, 64, 64, st64, NULL)) return 1;
-            double sum = 0;
-            for (int k = 0; k < 64; k++) sum += st64[k];
-            per[r] = sum / 64;
-        }
-        bench_stats st = bench_summarize(per, reps);
-        double bytes = step_bytes(&d, 1, 64 + 32); /* mean context over the timed steps */
-        double roof = bw * 1e9 / bytes;
-        printf("| %s | %.1fM | %.1f | %.1f | %.2f [%.2f-%.2f] | %.1f | %.1f%% |\n", shortm[mi], d.param_bytes / 4e6,
-               bytes / 1e6, roof, 1e3 * st.median, 1e3 * st.min, 1e3 * st.max, 1 / st.median,
-               100 * (1 / st.median) / roof);
-        fflush(stdout);
-        ssmlm_model_free(d.m);
-    }
-    printf("\nother processes during part 1: %.0f%% of CPUs\n\n", 100 * bench_cpu_foreign(c0, bench_cpu_now()));
-    if (short_only) {
-        free(t);
-        return 0;
-    }
-
-    /* Part 2: time per step vs context, transformer vs hybrid */
-    const char *figm[2] = {"transformer-130m", "hybrid-130m"};
-    double meas[2][MAXN][MAXN], pred[2][MAXN][MAXN];
-    c0 = bench_cpu_now();
-    printf("Time per decode step vs context (one prefill per model, context and batch; %d timed steps, median [min-max])\n\n"
-           "| model | batch | context | prefill s | ms / step | ms / token | MB read / step | roofline ms / step | fraction |\n"
-           "|---|---|---|---|---|---|---|---|---|\n",
-           steps);
-    for (int mi = 0; mi < 2; mi++) {
-        decode_model d;
-        if (!model_open(&d, figm[mi])) return 1;
-        for (int bi = 0; bi < nbatch; bi++)
-            for (int ci = 0; ci < nctx; ci++) {
-                double pf;
-                if (!run_decode(&d, batch[bi], ctx[ci], steps, t, &pf)) return 1;
-                bench_stats st = bench_summarize(t, steps);
-                double bytes = step_bytes(&d, batch[bi], (double)ctx[ci] + 0.5 * steps);
-                meas[mi][bi][ci] = st.median;
-                pred[mi][bi][ci] = bytes / (bw * 1e9);
-                printf("| %s | %lld | %lld | %.1f | %.2f [%.2f-%.2f] | %.3f | %.1f | %.2f | %.1f%% |\n", figm[mi],
-                       (long long)batch[bi], (long long)ctx[ci], pf, 1e3 * st.median, 1e3 * st.min, 1e3 * st.max,
-                       1e3 * st.median / (double)batch[bi], bytes / 1e6, 1e3 * pred[mi][bi][ci],
-                       100 * pred[mi][bi][ci] / st.median);
-                fflush(stdout);
-            }
-        ssmlm_model_free(d.m);
-    }
-    printf("\nother processes during part 2: %.0f%% of CPUs\n\n", 100 * bench_cpu_foreign(c0, bench_cpu_now()));
-    printf("Speedup of hybrid-130m over transformer-130m per decode step\n\n"
-           "| batch | context | measured | predicted from bytes | measured / predicted |\n|---|---|---|---|---|\n");
-    for (int bi = 0; bi < nbatch; bi++)
-        for (int ci = 0; ci < nctx; ci++) {
-            double m = meas[0][bi][ci] / meas[1][bi][ci], p = pred[0][bi][ci] / pred[1][bi][ci];
-            printf("| %lld | %lld | %.2fx | %.2fx | %.2f |\n", (long long)batch[bi], (long long)ctx[ci], m, p, m / p);
-        }
-    free(t);
+    if ((o.parts & 1) && !part_short(&o, bw)) return 1;
+    if ((o.parts & 2) && !part_context(&o, bw)) return 1;
+    if ((o.parts & 4) && !part_prefill(&o)) return 1;
     return 0;
 }

@@ -382,12 +382,122 @@ static void test_kernel_decode(void) {
         memcpy(want + b * ldq, k.o + (b * T + last[b]) * k.ldo, (size_t)ldq * sizeof(real));
     }
     const real *kk = k.qkv + Hq * hd, *v = kk + Hk * hd;
-    RNAME(attn_decode)(qd, ldq, kk, v, T * k.ld, k.ld, last, B, Hq, Hk, hd, s.scale, od, ldq);
+    real *work = alloc_real(RNAME(attn_decode_work_size)(B, Hq, hd));
+    RNAME(attn_decode)(qd, ldq, kk, v, T * k.ld, k.ld, last, B, Hq, Hk, hd, s.scale, od, ldq, work);
     golden_compare("attn_decode == attn_forward rows", od, want, B * ldq, TOL_EXACT);
     free(qd);
     free(od);
     free(want);
+    free(work);
     kern_free(&k);
+}
+
+/* One decode query per sequence, written directly from the definition (double sums):
+ * o[b,h] = sum_{j<=last[b]} softmax_j(scale q.k_j) v_j, cache layout as attn_decode. */
+static void decode_reference(const real *q, int64_t ldq, const real *kc, const real *vc,
+                             int64_t ldb, int64_t ldt, const int64_t *last, int64_t B,
+                             int64_t Hq, int64_t Hk, int64_t hd, double scale, real *o,
+                             int64_t ldo) {
+    int64_t G = Hq / Hk;
+    for (int64_t b = 0; b < B; b++) {
+        int64_t n = last[b] + 1;
+        double *p = malloc((size_t)n * sizeof(double));
+        for (int64_t h = 0; h < Hq; h++) {
+            const real *qh = q + b * ldq + h * hd;
+            double m = -INFINITY, l = 0;
+            for (int64_t j = 0; j < n; j++) {
+                const real *kj = kc + b * ldb + j * ldt + (h / G) * hd;
+                double d = 0;
+                for (int64_t e = 0; e < hd; e++) d += (double)qh[e] * kj[e];
+                p[j] = d * scale;
+                m = fmax(m, p[j]);
+            }
+            for (int64_t j = 0; j < n; j++) l += (p[j] = exp(p[j] - m));
+            for (int64_t e = 0; e < hd; e++) {
+                double acc = 0;
+                for (int64_t j = 0; j < n; j++)
+                    acc += p[j] * vc[b * ldb + j * ldt + (h / G) * hd + e];
+                o[b * ldo + h * hd + e] = (real)(acc / l);
+            }
+        }
+        free(p);
+    }
+}
+
+/* Decode kernel on a KV cache laid out like the layer's ([cap, 2, Hk, hd] per sequence, here
+ * with padded strides): == the reference within TOL_EXACT for any thread count; bit-identical
+ * for 1 and 3 threads and for each sequence run alone (the span split depends only on the
+ * sequence's own length); the work area is not overrun. */
+static void test_kernel_decode_cache(int64_t B, int64_t Hq, int64_t Hk, int64_t hd,
+                                     const int64_t *last) {
+    int64_t cap = 1;
+    for (int64_t b = 0; b < B; b++) cap = last[b] + 1 > cap ? last[b] + 1 : cap;
+    int64_t ldt = 2 * Hk * hd + 1, ldb = cap * ldt + 5, ldq = Hq * hd + 2, ldo = Hq * hd + 3;
+    int64_t nw = RNAME(attn_decode_work_size)(B, Hq, hd);
+    uint64_t seed = 1000 + (uint64_t)(B * 7 + Hq * 5 + Hk * 3 + hd);
+    real *kc = alloc_real(B * ldb), *q = alloc_real(B * ldq), *want = alloc_real(B * ldo);
+    real *o1 = alloc_real(B * ldo), *o3 = alloc_real(B * ldo), *oa = alloc_real(ldo);
+    real *work = alloc_real(nw + 16);
+    fill_uniform(kc, B * ldb, 1.5, &seed);
+    fill_uniform(q, B * ldq, 1.5, &seed);
+    for (int64_t i = 0; i < 16; i++) work[nw + i] = (real)12345;
+    double scale = 2.0 / sqrt((double)hd); /* peaky enough for the running max to move */
+    const real *vc = kc + Hk * hd;
+    decode_reference(q, ldq, kc, vc, ldb, ldt, last, B, Hq, Hk, hd, scale, want, ldo);
+    int nt0 = omp_get_max_threads();
+    memset(o1, 0x7f, (size_t)(B * ldo) * sizeof(real)); /* o is overwritten */
+    omp_set_num_threads(1);
+    RNAME(attn_decode)(q, ldq, kc, vc, ldb, ldt, last, B, Hq, Hk, hd, scale, o1, ldo, work);
+    omp_set_num_threads(3);
+    RNAME(attn_decode)(q, ldq, kc, vc, ldb, ldt, last, B, Hq, Hk, hd, scale, o3, ldo, work);
+    omp_set_num_threads(nt0);
+    char what[160];
+    snprintf(what, sizeof what, "attn_decode B%lld Hq%lld Hk%lld hd%lld last[0] %lld == reference",
+             (long long)B, (long long)Hq, (long long)Hk, (long long)hd, (long long)last[0]);
+    /* only the written columns (ldo is padded) */
+    real *g = alloc_real(B * Hq * hd), *w = alloc_real(B * Hq * hd);
+    for (int64_t b = 0; b < B; b++) {
+        memcpy(g + b * Hq * hd, o1 + b * ldo, (size_t)(Hq * hd) * sizeof(real));
+        memcpy(w + b * Hq * hd, want + b * ldo, (size_t)(Hq * hd) * sizeof(real));
+    }
+    golden_compare(what, g, w, B * Hq * hd, TOL_EXACT);
+    int same = 1;
+    for (int64_t b = 0; b < B; b++)
+        same = same && memcmp(o1 + b * ldo, o3 + b * ldo, (size_t)(Hq * hd) * sizeof(real)) == 0;
+    CHECK(same, "%s: 1 and 3 threads give different bits", what);
+    for (int64_t b = 0; b < B; b++) {
+        RNAME(attn_decode)(q + b * ldq, ldq, kc + b * ldb, vc + b * ldb, ldb, ldt, last + b, 1, Hq,
+                           Hk, hd, scale, oa, ldo, work);
+        CHECK(memcmp(oa, o1 + b * ldo, (size_t)(Hq * hd) * sizeof(real)) == 0,
+              "%s: sequence %lld alone differs from the batch", what, (long long)b);
+    }
+    int guard = 1;
+    for (int64_t i = 0; i < 16; i++) guard = guard && work[nw + i] == (real)12345;
+    CHECK(guard, "%s: work area overrun", what);
+    free(kc);
+    free(q);
+    free(want);
+    free(o1);
+    free(o3);
+    free(oa);
+    free(work);
+    free(g);
+    free(w);
+}
+
+/* Odd shapes: B 1..3, G = 1, 2, 4, head dims 1, 7, 64, 80, contexts of one key, of several
+ * chunks not a multiple of the chunk, of several spans (up to the 16-span cap) and ragged. */
+static void test_kernel_decode_shapes(void) {
+    const int64_t l1[] = {0}, l2[] = {4999}, l3[] = {1300, 64, 0}, l4[] = {700, 257},
+                  l5[] = {2047, 1000, 511}, l6[] = {900}, l7[] = {300, 299}, l8[] = {8191};
+    test_kernel_decode_cache(1, 1, 1, 1, l1);
+    test_kernel_decode_cache(1, 2, 1, 7, l2);
+    test_kernel_decode_cache(3, 4, 1, 64, l3);
+    test_kernel_decode_cache(2, 4, 4, 80, l4);
+    test_kernel_decode_cache(3, 12, 3, 64, l5);
+    test_kernel_decode_cache(1, 64, 16, 7, l6); /* many heads: shorter chunks */
+    test_kernel_decode_cache(2, 6, 3, 1, l7);
+    test_kernel_decode_cache(1, 2, 2, 64, l8); /* spans longer than the minimum */
 }
 
 /* Rope: the inverse undoes the rotation, and rotation preserves the norm of each pair. */
@@ -650,6 +760,7 @@ int main(void) {
     test_kernel_strips(1, 150, 3, 1, 5);
     test_kernel_strips(2, 1, 2, 2, 4);
     test_kernel_decode();
+    test_kernel_decode_shapes();
 #if REAL_IS_F64
     test_kernel_fd();
 #endif

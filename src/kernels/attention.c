@@ -223,48 +223,168 @@ void RNAME(attn_backward)(const attn_shape *s, const real *q, const real *k, con
     blas_serial_end(nt, nblas);
 }
 
-/* Keys per chunk of the decode's online softmax. */
-#define DECODE_CHUNK 64
+/* ---- decode ----------------------------------------------------------------------------
+ * Work item = one key span of one sequence, all heads: it walks the span's cache rows in
+ * order (each row holds every kv head), reads each k and v once for the G query heads that
+ * share it, and keeps an online softmax per query head over chunks of keys.  The span split
+ * depends only on the sequence's own length, so the result does not depend on the thread
+ * count or on the other sequences of the batch. */
+
+/* Keys per chunk of the online softmax: 64, fewer with many heads (the item's score buffer
+ * [Hq, chunk] stays within DECODE_SCORES reals, or one key per head). */
+#define DECODE_SCORES 2048
+static int64_t decode_chunk(int64_t Hq) {
+    int64_t c = DECODE_SCORES / Hq;
+    return c < 1 ? 1 : c > 64 ? 64 : c;
+}
+
+/* Software prefetch this many bytes of cache rows ahead, into L2: the row-interleaved K and V
+ * (each pass reads half of every row) defeat the hardware prefetchers.  Measured on one core
+ * of the benchmark machine (AMD EPYC, Zen 3), 12 heads x 64 dims, 16K keys: 12.7 -> 6.5 ms. */
+#define DECODE_PREFETCH_BYTES (128 * 1024)
+#define DECODE_LINE (64 / (int64_t)sizeof(real))
+
+/* Requests the n reals at p into L2 (no fault, no effect on results). */
+static inline void prefetch_row(const real *p, int64_t n) {
+    for (int64_t e = 0; e < n; e += DECODE_LINE) __builtin_prefetch(p + e, 0, 2);
+}
+
+/* Work of one item: acc [Hq, hd] | m [Hq] | l [Hq] | scores [Hq, chunk]. */
+static int64_t decode_item_size(int64_t Hq, int64_t hd) { return Hq * (hd + 2 + decode_chunk(Hq)); }
+
+int64_t RNAME(attn_decode_work_size)(int64_t B, int64_t Hq, int64_t hd) {
+    return B * ATTN_DECODE_SPLITS * decode_item_size(Hq, hd);
+}
+
+/* Spans of a sequence of n keys: at most ATTN_DECODE_SPLITS, each >= ATTN_DECODE_MIN_SPAN
+ * keys rounded to a chunk multiple (the last one shorter).  Returns the count, *span the
+ * keys per span. */
+static int64_t decode_spans(int64_t n, int64_t chunk, int64_t *span) {
+    int64_t ns = (n + ATTN_DECODE_MIN_SPAN - 1) / ATTN_DECODE_MIN_SPAN;
+    ns = ns < 1 ? 1 : ns > ATTN_DECODE_SPLITS ? ATTN_DECODE_SPLITS : ns;
+    int64_t sp = (n + ns - 1) / ns;
+    sp = (sp + chunk - 1) / chunk * chunk;
+    *span = sp;
+    return (n + sp - 1) / sp;
+}
+
+/* a . b with one vector register of lanes (64 bytes) and a halving tree at the end, written
+ * out so that the compiler vectorizes it without reassociating anything itself (gcc 12 ends an
+ * `omp simd` reduction with a serial sum of the lanes). */
+#define DOT_LANES (64 / (int64_t)sizeof(real))
+static inline real dot(const real *restrict a, const real *restrict b, int64_t n) {
+    real p[DOT_LANES] = {0}, s = 0;
+    int64_t d = 0;
+    for (; d + DOT_LANES <= n; d += DOT_LANES)
+        for (int64_t e = 0; e < DOT_LANES; e++) p[e] += a[d + e] * b[d + e];
+    for (; d < n; d++) s += a[d] * b[d];
+    for (int64_t w = DOT_LANES / 2; w >= 1; w /= 2)
+        for (int64_t e = 0; e < w; e++) p[e] += p[e + w];
+    return s + p[0];
+}
+
+/* y += a x */
+static inline void axpy(real *restrict y, real a, const real *restrict x, int64_t n) {
+#pragma omp simd
+    for (int64_t d = 0; d < n; d++) y[d] += a * x[d];
+}
+
+/* Keys j0 .. j1-1 (j0 < j1) of one sequence for every query head h (kv head g = h / G):
+ *   q: [Hq, hd];  key j of kv head g at K + j*ldt + g*hd, value likewise at V;
+ *   out (decode_item_size reals): acc [Hq, hd] = sum_j exp(s_hj - m_h) v_j |
+ *        m [Hq] = max_j s_hj | l [Hq] = sum_j exp(s_hj - m_h) | scores [Hq, chunk],
+ *   s_hj = scale q_h . k_j. */
+static void decode_span(const real *q, const real *K, const real *V, int64_t ldt, int64_t j0,
+                        int64_t j1, int64_t Hq, int64_t Hk, int64_t hd, real scale, real *out) {
+    int64_t G = Hq / Hk, chunk = decode_chunk(Hq), kvw = Hk * hd;
+    int64_t ahead = DECODE_PREFETCH_BYTES / (ldt * (int64_t)sizeof(real));
+    ahead = ahead < 4 ? 4 : ahead;
+    real *acc = out, *m = acc + Hq * hd, *l = m + Hq, *sc = l + Hq;
+    for (int64_t i = 0; i < Hq * (hd + 2); i++) out[i] = 0;
+    for (int64_t c0 = j0; c0 < j1; c0 += chunk) {
+        int64_t nc = j1 - c0 < chunk ? j1 - c0 : chunk;
+        /* s_hj = scale q_h . k_j  [Hq, nc], row by row through the cache */
+        for (int64_t j = 0; j < nc; j++) {
+            const real *kr = K + (c0 + j) * ldt;
+            if (c0 + j + ahead < j1) prefetch_row(kr + ahead * ldt, kvw);
+            for (int64_t g = 0; g < Hk; g++)
+                for (int64_t h = g * G; h < (g + 1) * G; h++)
+                    sc[h * chunk + j] = scale * dot(q + h * hd, kr + g * hd, hd);
+        }
+        for (int64_t h = 0; h < Hq; h++) {
+            real *s = sc + h * chunk, mc = s[0];
+#pragma omp simd reduction(max : mc)
+            for (int64_t j = 1; j < nc; j++) mc = s[j] > mc ? s[j] : mc;
+            /* running max; rescale what was accumulated by exp(m_old - m_new) */
+            if (c0 == j0 || mc > m[h]) {
+                real f = c0 == j0 ? 0 : RNAME(vexp)(m[h] - mc);
+                l[h] *= f;
+                for (int64_t d = 0; d < hd; d++) acc[h * hd + d] *= f;
+                m[h] = mc;
+            }
+            /* p_hj = exp(s_hj - m_h), l_h += sum_j p_hj */
+            real mh = m[h], lc = 0;
+#pragma omp simd reduction(+ : lc)
+            for (int64_t j = 0; j < nc; j++) {
+                real p = RNAME(vexp)(s[j] - mh);
+                s[j] = p;
+                lc += p;
+            }
+            l[h] += lc;
+        }
+        /* acc_h += sum_j p_hj v_j, row by row */
+        for (int64_t j = 0; j < nc; j++) {
+            const real *vr = V + (c0 + j) * ldt;
+            if (c0 + j + ahead < j1) prefetch_row(vr + ahead * ldt, kvw);
+            for (int64_t g = 0; g < Hk; g++)
+                for (int64_t h = g * G; h < (g + 1) * G; h++)
+                    axpy(acc + h * hd, sc[h * chunk + j], vr + g * hd, hd);
+        }
+    }
+}
 
 void RNAME(attn_decode)(const real *q, int64_t ldq, const real *kc, const real *vc, int64_t ldb,
                         int64_t ldt, const int64_t *last, int64_t B, int64_t Hq, int64_t Hk,
-                        int64_t hd, double scale, real *o, int64_t ldo) {
-    int64_t G = Hq / Hk;
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int64_t b = 0; b < B; b++)
-        for (int64_t h = 0; h < Hq; h++) {
-            const real *qh = q + b * ldq + h * hd;
-            const real *K = kc + b * ldb + (h / G) * hd, *V = vc + b * ldb + (h / G) * hd;
-            real *acc = o + b * ldo + h * hd;
-            real sc[DECODE_CHUNK];
-            real m = 0, l = 0;
-            for (int64_t d = 0; d < hd; d++) acc[d] = 0;
-            int64_t n = last[b] + 1;
-            for (int64_t j0 = 0; j0 < n; j0 += DECODE_CHUNK) {
-                int64_t nc = n - j0 < DECODE_CHUNK ? n - j0 : DECODE_CHUNK;
-                real mc = 0;
-                for (int64_t j = 0; j < nc; j++) {
-                    const real *kj = K + (j0 + j) * ldt;
-                    real dot = 0;
-                    for (int64_t d = 0; d < hd; d++) dot += qh[d] * kj[d];
-                    sc[j] = (real)scale * dot;
-                    mc = (j == 0 || sc[j] > mc) ? sc[j] : mc;
-                }
-                /* running max m; rescale what was accumulated by exp(m_old - m_new) */
-                if (j0 == 0 || mc > m) {
-                    real f = j0 == 0 ? 0 : RNAME(vexp)(m - mc);
-                    l *= f;
-                    for (int64_t d = 0; d < hd; d++) acc[d] *= f;
-                    m = mc;
-                }
-                for (int64_t j = 0; j < nc; j++) {
-                    real p = RNAME(vexp)(sc[j] - m);
-                    const real *vj = V + (j0 + j) * ldt;
-                    l += p;
-                    for (int64_t d = 0; d < hd; d++) acc[d] += p * vj[d];
-                }
-            }
-            real il = (real)1 / l;
-            for (int64_t d = 0; d < hd; d++) acc[d] *= il;
+                        int64_t hd, double scale, real *o, int64_t ldo, real *work) {
+    if (B <= 0) return;
+    int64_t chunk = decode_chunk(Hq), isz = decode_item_size(Hq, hd);
+    int64_t nitem = B * ATTN_DECODE_SPLITS, nbusy = 0;
+    for (int64_t b = 0; b < B; b++) {
+        int64_t span;
+        nbusy += decode_spans(last[b] + 1, chunk, &span);
+    }
+    int nt = omp_get_max_threads();
+    nt = nt > nbusy ? (int)nbusy : nt;
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t it = 0; it < nitem; it++) {
+            int64_t b = it / ATTN_DECODE_SPLITS, sp = it % ATTN_DECODE_SPLITS, span;
+            int64_t n = last[b] + 1, ns = decode_spans(n, chunk, &span);
+            if (sp >= ns) continue;
+            int64_t j1 = (sp + 1) * span < n ? (sp + 1) * span : n;
+            decode_span(q + b * ldq, kc + b * ldb, vc + b * ldb, ldt, sp * span, j1, Hq, Hk, hd,
+                        (real)scale, work + it * isz);
         }
+        /* o_h = sum_s exp(m_s - M) acc_s / sum_s exp(m_s - M) l_s,  M = max_s m_s */
+#pragma omp for schedule(static)
+        for (int64_t bh = 0; bh < B * Hq; bh++) {
+            int64_t b = bh / Hq, h = bh % Hq, span, ns = decode_spans(last[b] + 1, chunk, &span);
+            const real *p0 = work + b * ATTN_DECODE_SPLITS * isz;
+            real M = p0[Hq * hd + h], L = 0, *oh = o + b * ldo + h * hd;
+            for (int64_t sp = 1; sp < ns; sp++) {
+                real ms = p0[sp * isz + Hq * hd + h];
+                M = ms > M ? ms : M;
+            }
+            for (int64_t d = 0; d < hd; d++) oh[d] = 0;
+            for (int64_t sp = 0; sp < ns; sp++) {
+                const real *ps = p0 + sp * isz;
+                real f = RNAME(vexp)(ps[Hq * hd + h] - M);
+                L += f * ps[Hq * hd + Hq + h];
+                axpy(oh, f, ps + h * hd, hd);
+            }
+            real il = (real)1 / L;
+            for (int64_t d = 0; d < hd; d++) oh[d] *= il;
+        }
+    }
 }

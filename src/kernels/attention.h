@@ -62,12 +62,21 @@ void RNAME(attn_backward)(const attn_shape *s, const real *q, const real *k, con
                           const real *lse, real *dq, real *dk, real *dv, int64_t ldd, real *work,
                           int nwork);
 
-/* One query token per sequence against a KV cache (online softmax, no score buffer).
+/* Decode splits a sequence's keys into at most ATTN_DECODE_SPLITS spans of at least
+ * ATTN_DECODE_MIN_SPAN keys (fewer spans for short contexts), the work items of its threads. */
+#define ATTN_DECODE_SPLITS 16
+#define ATTN_DECODE_MIN_SPAN 256
+
+/* One query token per sequence against a KV cache (online softmax over chunks of keys).
  *   q: [B, Hq*hd] with stride ldq;  o: [B, Hq*hd] with stride ldo;
  *   key t of kv head g of sequence b at kc + b*ldb + t*ldt + g*hd, value likewise at vc;
- *   sequence b attends keys 0 .. last[b] (last[b] >= 0). */
+ *   sequence b attends keys 0 .. last[b] (last[b] >= 0);
+ *   work: attn_decode_work_size(B, Hq, hd) reals (partial softmax sums per key span).
+ * Each key span reads every cache row once for all query heads; the spans depend only on
+ * last[b], so o does not depend on the thread count or on the other sequences. */
+int64_t RNAME(attn_decode_work_size)(int64_t B, int64_t Hq, int64_t hd);
 void RNAME(attn_decode)(const real *q, int64_t ldq, const real *kc, const real *vc, int64_t ldb,
                         int64_t ldt, const int64_t *last, int64_t B, int64_t Hq, int64_t Hk,
-                        int64_t hd, double scale, real *o, int64_t ldo);
+                        int64_t hd, double scale, real *o, int64_t ldo, real *work);
 
 #endif

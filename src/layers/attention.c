@@ -88,9 +88,11 @@ static int64_t bwd_scratch(const at_dims *d, int64_t B, int64_t T) {
     return M * d->qkv * (d->K ? 2 : 1) + M * d->ctx + T * d->r +
            n_workers() * attn_work_size(&s, 1);
 }
-/* scratch of step: qkv [B, qkv] | qkv_pre (conv only) | ctx [B, Hq hd] | rope tables [B, r] */
+/* scratch of step: qkv [B, qkv] | qkv_pre (conv only) | ctx [B, Hq hd] | rope tables [B, r] |
+ * decode work */
 static int64_t step_scratch(const at_dims *d, int64_t B) {
-    return B * (d->qkv * (d->K ? 2 : 1) + d->ctx + d->r);
+    return B * (d->qkv * (d->K ? 2 : 1) + d->ctx + d->r) +
+           RNAME(attn_decode_work_size)(B, d->Hq, d->hd);
 }
 
 int64_t RNAME(attention_scratch_size)(const ssmlm_config *c, int64_t B, int64_t T) {
@@ -219,6 +221,6 @@ void RNAME(attention_step)(const ssmlm_config *c, real *const *w, int64_t B, con
     }
     /* the new token at pos[b] attends keys 0 .. pos[b] */
     RNAME(attn_decode)(qkv, d.qkv, state, state + kvw, ssz, 2 * kvw, pos, B, d.Hq, d.Hk, d.hd,
-                       d.scale, ctx, d.ctx);
+                       d.scale, ctx, d.ctx, sn + B * h);
     RNAME(linear_forward)(y, ctx, w[AT_OUT_W], w[AT_OUT_B], B, d.D, d.ctx);
 }
