@@ -434,6 +434,108 @@ static void test_seeding(void) {
     }
 }
 
+/* queries: the document starts like the one-query document (same book, shots, query and
+ * answer), then more queried book lines follow, distinct and none of them a shot or the first
+ * query; each answer's digits and newline are scored. */
+static void test_phonebook_queries(void) {
+    ssmlm_synth_config c;
+    ssmlm_synth_defaults(&c, SSMLM_SYNTH_PHONEBOOK);
+    c.n_docs = 30;
+    c.seed = 8;
+    c.min_entries = 3;
+    c.max_entries = 9;
+    ssmlm_docs *one, *many;
+    CHECK_OK(ssmlm_docs_synthetic(&one, &c));
+    c.queries = 5;
+    CHECK_OK(ssmlm_docs_synthetic(&many, &c));
+    int bad = 0, extra_seen = 0;
+    for (int64_t i = 0; i < 30; i++) {
+        int64_t n1 = ssmlm_docs_length(one, i), n2 = ssmlm_docs_length(many, i);
+        int32_t *t1 = malloc((size_t)n1 * sizeof *t1), *t2 = malloc((size_t)n2 * sizeof *t2);
+        ssmlm_docs_read(one, i, 0, n1, t1);
+        ssmlm_docs_read(many, i, 0, n2, t2);
+        const uint8_t *m2 = ssmlm_docs_mask(many, i);
+        /* the same text up to the first answer's newline */
+        int ok = n2 >= n1 && memcmp(t1, t2, (size_t)(n1 - 1) * sizeof *t1) == 0 && t2[n2 - 1] == SSMLM_BYTE_EOD;
+        char *text = malloc((size_t)n2);
+        for (int64_t k = 0; k + 1 < n2; k++) text[k] = (char)t2[k];
+        text[n2 - 1] = 0;
+        int N = 0;
+        for (const char *x = text; *x && !(x[0] == '\n' && x[1] == '\n'); x++) N += *x == '\n';
+        N++;
+        /* the extra lines: min(5, N - 2) - 1 of them, each a book line, all distinct, none a shot or the query */
+        char **L, *copy;
+        int nl = split_lines(text, &L, &copy);
+        int want = (5 < N - 2 ? 5 : N - 2) - 1, first = N + 5; /* book, blank, 2 shots, blank, query line */
+        ok &= nl == first + want + 1 && L[nl - 1][0] == 0;
+        for (int e = 0; ok && e < want; e++) {
+            const char *line = L[first + e];
+            int in_book = 0;
+            for (int b = 0; b < N; b++) in_book |= strcmp(L[b], line) == 0;
+            ok &= in_book && strcmp(line, L[N + 1]) != 0 && strcmp(line, L[N + 2]) != 0;
+            ok &= strncmp(line, L[N + 4], strchr(line, ':') - line + 1) != 0;
+            for (int f = 0; f < e; f++) ok &= strcmp(line, L[first + f]) != 0;
+        }
+        extra_seen += want;
+        /* scored: the digits and newline of every answer, nothing else */
+        int64_t scored = 0;
+        for (int64_t k = 0; k < n2; k++) scored += m2[k];
+        ok &= scored == 11 * (want + 1);
+        for (int64_t k = n1 - 1; ok && k + 1 < n2; k++)
+            ok &= m2[k] == ((t2[k] >= '0' && t2[k] <= '9' && k > 0 && (t2[k - 1] == ' ' || (t2[k - 1] >= '0' && t2[k - 1] <= '9'))) ||
+                            t2[k] == '\n');
+        if (!ok && !bad) fprintf(stderr, "bad multi-query document %lld:\n%s\n", (long long)i, text);
+        bad += !ok;
+        free(L);
+        free(copy);
+        free(text);
+        free(t1);
+        free(t2);
+    }
+    CHECK(bad == 0, "%d malformed multi-query documents", bad);
+    CHECK(extra_seen > 30, "extra queries generated: %d", extra_seen);
+    c.queries = -1;
+    CHECK(ssmlm_synth_validate(&c) == SSMLM_ERR_INVALID, "negative queries rejected");
+    ssmlm_docs_free(one);
+    ssmlm_docs_free(many);
+}
+
+/* mask_all: the same tokens, every one of them scored. */
+static void test_mask_all(void) {
+    for (int task = SSMLM_SYNTH_PHONEBOOK; task <= SSMLM_SYNTH_COPY; task++) {
+        ssmlm_synth_config c;
+        ssmlm_synth_defaults(&c, task);
+        c.n_docs = 6;
+        c.seed = 11;
+        ssmlm_docs *a, *b;
+        CHECK_OK(ssmlm_docs_synthetic(&a, &c));
+        c.mask_all = 1;
+        CHECK_OK(ssmlm_docs_synthetic(&b, &c));
+        int same = ssmlm_docs_total_tokens(a) == ssmlm_docs_total_tokens(b), all = 1, partial = 0;
+        for (int64_t i = 0; same && i < 6; i++) {
+            int64_t len = ssmlm_docs_length(a, i);
+            same &= len == ssmlm_docs_length(b, i);
+            if (!same) break;
+            int32_t *ta = malloc((size_t)len * sizeof *ta), *tb = malloc((size_t)len * sizeof *tb);
+            ssmlm_docs_read(a, i, 0, len, ta);
+            ssmlm_docs_read(b, i, 0, len, tb);
+            same &= memcmp(ta, tb, (size_t)len * sizeof *ta) == 0;
+            const uint8_t *ma = ssmlm_docs_mask(a, i), *mb = ssmlm_docs_mask(b, i);
+            for (int64_t k = 0; k < len; k++) {
+                all &= !mb || mb[k] == 1;
+                partial |= ma && ma[k] == 0;
+            }
+            free(ta);
+            free(tb);
+        }
+        CHECK(same, "%s: mask_all changes the tokens", ssmlm_synth_task_name(task));
+        CHECK(all, "%s: mask_all leaves tokens unscored", ssmlm_synth_task_name(task));
+        CHECK(partial, "%s: the default mask scores every token", ssmlm_synth_task_name(task));
+        ssmlm_docs_free(a);
+        ssmlm_docs_free(b);
+    }
+}
+
 static void test_config(void) {
     CHECK(ssmlm_synth_task_parse("phonebook") == SSMLM_SYNTH_PHONEBOOK && ssmlm_synth_task_parse("mqar") == SSMLM_SYNTH_MQAR &&
               ssmlm_synth_task_parse("copy") == SSMLM_SYNTH_COPY && ssmlm_synth_task_parse("nope") == -1,
@@ -475,6 +577,8 @@ int main(void) {
     test_mqar();
     test_copy();
     test_seeding();
+    test_mask_all();
+    test_phonebook_queries();
     test_config();
     TEST_END();
 }

@@ -16,6 +16,7 @@ static const struct {
     {"train", cmd_train, "train a model on token data, text or a synthetic task"},
     {"generate", cmd_generate, "generate text from prompts (batched, streaming, sampling options)"},
     {"score", cmd_score, "log-probabilities of continuations given a context"},
+    {"eval", cmd_eval, "evaluate a model: phonebook (accuracy and correct digits vs length)"},
 };
 #define N_COMMANDS (int)(sizeof k_commands / sizeof k_commands[0])
 

@@ -73,6 +73,9 @@ ssmlm_status ssmlm_synth_validate(const ssmlm_synth_config *cfg) {
             return ssmlm_fail(SSMLM_ERR_INVALID, "a phonebook needs 3 entries: two shots and a query",
                               "synthetic phonebook: min_entries %lld must be at least 3",
                               (long long)cfg->min_entries);
+        if (cfg->queries < 0)
+            return ssmlm_fail(SSMLM_ERR_INVALID, "use 1 query (the protocol's) or more",
+                              "synthetic phonebook: queries %lld is negative", (long long)cfg->queries);
         if (cfg->max_entries > PHONEBOOK_MAX_ENTRIES)
             return ssmlm_fail(SSMLM_ERR_INVALID, NULL,
                               "synthetic phonebook: max_entries %lld is above %d",
@@ -162,10 +165,14 @@ static size_t put_entry(char *dst, const pb_entry *e) {
     return e->name_len + 12;
 }
 
-ssmlm_status ssmlm_phonebook_make(ssmlm_rng *r, int64_t n_entries, int reversed, int allow_dup,
-                                  char **prompt, char **label) {
+/* The phonebook prompt and label; with extra > 0 also `extra` more queried entries, distinct
+ * from a, b, q and from each other, drawn after them, as lines "First Last: phone\n" in
+ * *more (NULL when extra is 0). */
+static ssmlm_status phonebook_make(ssmlm_rng *r, int64_t n_entries, int reversed, int allow_dup, int64_t extra,
+                                   char **prompt, char **label, char **more) {
     *prompt = NULL;
     *label = NULL;
+    *more = NULL;
     if (n_entries < 3 || n_entries > PHONEBOOK_MAX_ENTRIES)
         return ssmlm_fail(SSMLM_ERR_INVALID, "a phonebook needs two shots and a query",
                           "phonebook: %lld entries must lie in [3, %d]", (long long)n_entries,
@@ -252,10 +259,39 @@ ssmlm_status ssmlm_phonebook_make(ssmlm_rng *r, int64_t n_entries, int reversed,
     SSMLM_ASSERT(n < size);
     p[n] = 0;
     memcpy(l, e[q].phone, 11);
+    if (extra > 0) {
+        /* a partial Fisher-Yates shuffle of the entries other than a, b, q */
+        int64_t *pool = malloc((size_t)N * sizeof *pool), k = 0;
+        char *x = malloc((size_t)extra * (PB_NAME_CAP + 14) + 1);
+        if (!pool || !x) {
+            free(e), free(p), free(l), free(pool), free(x);
+            return ssmlm_fail(SSMLM_ERR_MEMORY, NULL, "phonebook: out of memory for %lld queries", (long long)extra);
+        }
+        for (int64_t i = 0; i < N; i++)
+            if (i != a && i != b && i != q) pool[k++] = i;
+        SSMLM_ASSERT(extra <= k);
+        size_t xn = 0;
+        for (int64_t j = 0; j < extra; j++) {
+            int64_t pick = j + (int64_t)ssmlm_synth_below(r, (uint64_t)(k - j));
+            int64_t t = pool[j];
+            pool[j] = pool[pick], pool[pick] = t;
+            xn += put_entry(x + xn, &e[pool[j]]);
+            x[xn++] = '\n';
+        }
+        x[xn] = 0;
+        free(pool);
+        *more = x;
+    }
     free(e);
     *prompt = p;
     *label = l;
     return SSMLM_OK;
+}
+
+ssmlm_status ssmlm_phonebook_make(ssmlm_rng *r, int64_t n_entries, int reversed, int allow_dup,
+                                  char **prompt, char **label) {
+    char *more;
+    return phonebook_make(r, n_entries, reversed, allow_dup, 0, prompt, label, &more);
 }
 
 /* ---- documents ----------------------------------------------------------------------------- */
@@ -269,7 +305,7 @@ static uint64_t mix64(uint64_t z) {
 /* Appends one token (if it fits) and counts it. */
 #define PUT(tok_, m_)                                                                       \
     do {                                                                                    \
-        if (n < cap) tok[n] = (tok_), mask[n] = (uint8_t)(m_);                               \
+        if (n < cap) tok[n] = (tok_), mask[n] = (uint8_t)((m_) || cfg->mask_all);           \
         n++;                                                                                \
     } while (0)
 
@@ -286,19 +322,31 @@ ssmlm_status ssmlm_synth_document(const ssmlm_synth_config *cfg, int64_t i, int3
     int64_t n = 0, A = synth_alphabet(cfg);
 
     if (cfg->task == SSMLM_SYNTH_PHONEBOOK) {
-        char *prompt, *label;
-        s = ssmlm_phonebook_make(&r, count, cfg->reversed, cfg->allow_dup_names, &prompt, &label);
+        char *prompt, *label, *more;
+        /* queries are distinct entries other than the two shots: at most count - 2 */
+        int64_t extra = (cfg->queries < count - 2 ? cfg->queries : count - 2) - 1;
+        if (extra < 0) extra = 0;
+        s = phonebook_make(&r, count, cfg->reversed, cfg->allow_dup_names, extra, &prompt, &label, &more);
         if (s != SSMLM_OK) {
             ssmlm_error_context("synthetic phonebook document %lld", (long long)i);
             return s;
         }
-        /* prompt + " " + label + "\n" + EOD; the label digits and the newline are scored */
+        /* prompt + " " + label + "\n" [+ more queried lines] + EOD; the digits of every
+         * answer and its newline are scored */
         for (const char *c = prompt; *c; c++) PUT((unsigned char)*c, 0);
         PUT(' ', 0);
         for (const char *c = label; *c; c++) PUT((unsigned char)*c, 1);
         PUT('\n', 1);
+        for (const char *c = more ? more : ""; *c; c++) {
+            /* "First Last: dddddddddd\n": the 10 digits and the newline follow ": " */
+            const char *colon = strchr(c, ':');
+            for (; c < colon + 2; c++) PUT((unsigned char)*c, 0);
+            for (int k = 0; k < 11; k++, c++) PUT((unsigned char)*c, 1);
+            c--;
+        }
         free(prompt);
         free(label);
+        free(more);
     } else if (cfg->task == SSMLM_SYNTH_MQAR) {
         int64_t half = A / 2;
         int64_t keys[SYNTH_MAX_ALPHABET / 2], vals[SYNTH_MAX_ALPHABET / 2], pool[SYNTH_MAX_ALPHABET / 2];

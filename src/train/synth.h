@@ -8,7 +8,11 @@
  * PHONEBOOK: n entries uniform in [min_entries, max_entries] (min >= 3); prompt and label from
  *   ssmlm_phonebook_make (evals.md §4.1, or §4.2 with reversed); the document is
  *       prompt + " " + label + "\n" + EOD
- *   and the mask scores the 10 label digits and the "\n".
+ *   and the mask scores the 10 label digits and the "\n".  With queries = Q > 1, Q - 1 more
+ *   entries (distinct, none of them a shot or the first query; drawn after a, b, q) follow as
+ *   lines "First Last: dddddddddd\n" before the EOD, each answer's digits and "\n" scored:
+ *   the prompt stays a prefix of the document, which holds Q copy examples instead of one
+ *   (a book of n entries has at most n - 2 queries: Q is capped there).
  *
  * The alphabet of MQAR and copy has A = vocab symbols (0 selects 64); symbol s is the byte
  * 0x21 + s (printable ASCII, so A <= 94).
@@ -23,6 +27,10 @@
  * COPY: A >= 2; length n uniform in [min_entries, max_entries] (n >= 1); n symbols uniform:
  *       s1 ... sn "\n" s1 ... sn "\n" EOD
  *   The mask scores the copy and its closing "\n".
+ *
+ * With mask_all every token of the document (EOD included) is scored: a denser training
+ * signal, since parts of the prompt are copies too (the phonebook's two shots repeat book
+ * lines, the reversed query repeats the question's name).
  */
 #ifndef SSMLM_TRAIN_SYNTH_H
 #define SSMLM_TRAIN_SYNTH_H
@@ -39,6 +47,8 @@ typedef struct ssmlm_synth_config {
     int reversed;                       /* phonebook: reversed layout (evals.md §4.2) */
     int allow_dup_names;                /* phonebook: default 0 = unique full names */
     int64_t vocab;                      /* MQAR / copy: alphabet size A (0 = 64) */
+    int mask_all;                       /* score every token (all tasks), not only the answers */
+    int64_t queries;                    /* phonebook: queried entries per book (0 or 1: one) */
 } ssmlm_synth_config;
 
 /* Defaults for a task: 1000 documents, seed 0; phonebook 20..60 entries, MQAR 4..16 pairs,
