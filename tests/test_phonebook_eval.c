@@ -255,7 +255,7 @@ static void test_cli(const char *model_dir) {
     CHECK(strstr(out, "entries") && strstr(out, "accuracy") && strstr(out, "standard layout"), "table printed: %s", out);
     size_t n;
     char *text = read_all(json, &n);
-    cJSON *j = text ? cJSON_Parse(text) : NULL;
+    cJSON *j = text ? cJSON_ParseWithLength(text, n) : NULL; /* read_all does not NUL-terminate */
     CHECK(j != NULL, "--json writes JSON");
     CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(j, "points")) == 2 &&
               cJSON_GetArraySize(cJSON_GetObjectItem(j, "samples")) == 6 &&

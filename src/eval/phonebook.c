@@ -34,11 +34,8 @@ size_t ssmlm_pb_postprocess(const char *gen, size_t n, char *out, size_t cap) {
 int ssmlm_pb_exact(const char *pred, const char *label) { return strcmp(pred, label) == 0; }
 
 int ssmlm_pb_correct_digits(const char *pred, const char *label) {
-    int k = 0, ended = 0;
-    for (int i = 0; i < SSMLM_PB_LABEL_DIGITS && label[i]; i++) {
-        ended |= pred[i] == 0;
-        if (!ended && pred[i] == label[i]) k++;
-    }
+    int k = 0;
+    for (int i = 0; i < SSMLM_PB_LABEL_DIGITS && label[i] && pred[i]; i++) k += pred[i] == label[i];
     return k;
 }
 
