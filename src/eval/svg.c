@@ -4,7 +4,6 @@
 #include "eval/svg.h"
 #include "base/base.h"
 #include <math.h>
-#include <stdarg.h>
 #include <string.h>
 
 #define MAX_TICKS 32
@@ -12,56 +11,18 @@
 static const char *const palette[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
                                       "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
 
-/* ---- growing text buffer ------------------------------------------------------------------ */
-typedef struct sbuf {
-    char *p;
-    size_t n, cap;
-    int failed;
-} sbuf;
-
-static void sb_grow(sbuf *b, size_t need) {
-    if (b->failed || b->n + need + 1 <= b->cap) return;
-    size_t cap = b->cap ? b->cap : 4096;
-    while (cap < b->n + need + 1) cap *= 2;
-    char *q = realloc(b->p, cap);
-    if (!q) {
-        b->failed = 1;
-        return;
-    }
-    b->p = q;
-    b->cap = cap;
-}
-
-static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_printf(sbuf *b, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    int k = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (k < 0) {
-        b->failed = 1;
-        return;
-    }
-    sb_grow(b, (size_t)k);
-    if (b->failed) return;
-    va_start(ap, fmt);
-    vsnprintf(b->p + b->n, (size_t)k + 1, fmt, ap);
-    va_end(ap);
-    b->n += (size_t)k;
-}
-
 /* Text content or attribute value with & < > " ' escaped; control characters dropped. */
-static void sb_text(sbuf *b, const char *s) {
+static void sb_text(ssmlm_text *b, const char *s) {
     for (; s && *s; s++) {
         unsigned char c = (unsigned char)*s;
         switch (c) {
-        case '&': sb_printf(b, "&amp;"); break;
-        case '<': sb_printf(b, "&lt;"); break;
-        case '>': sb_printf(b, "&gt;"); break;
-        case '"': sb_printf(b, "&quot;"); break;
-        case '\'': sb_printf(b, "&apos;"); break;
+        case '&': ssmlm_text_printf(b, "&amp;"); break;
+        case '<': ssmlm_text_printf(b, "&lt;"); break;
+        case '>': ssmlm_text_printf(b, "&gt;"); break;
+        case '"': ssmlm_text_printf(b, "&quot;"); break;
+        case '\'': ssmlm_text_printf(b, "&apos;"); break;
         default:
-            if (c >= 0x20 || c == '\t') sb_printf(b, "%c", c);
+            if (c >= 0x20 || c == '\t') ssmlm_text_printf(b, "%c", c);
         }
     }
 }
@@ -202,10 +163,10 @@ static void tick_label(char *buf, size_t n, double v, double step) {
 /* ---- series ------------------------------------------------------------------------------- */
 static double series_x(const ssmlm_plot_series *s, int64_t i) { return s->x ? s->x[i] : (double)i; }
 
-static void draw_series(sbuf *b, const ssmlm_plot_series *s, const char *color, const axis *ax, const axis *ay) {
-    sb_printf(b, "<g class=\"series\">\n<title>");
+static void draw_series(ssmlm_text *b, const ssmlm_plot_series *s, const char *color, const axis *ax, const axis *ay) {
+    ssmlm_text_printf(b, "<g class=\"series\">\n<title>");
     sb_text(b, s->name);
-    sb_printf(b, "</title>\n");
+    ssmlm_text_printf(b, "</title>\n");
     const char *dash = s->dashed ? " stroke-dasharray=\"6 4\"" : "";
     int64_t i = 0;
     while (i < s->n) {
@@ -213,18 +174,18 @@ static void draw_series(sbuf *b, const ssmlm_plot_series *s, const char *color, 
         int64_t j = i;
         while (j < s->n && usable(series_x(s, j), ax->log) && usable(s->y[j], ay->log)) j++;
         if (j - i == 1) {
-            sb_printf(b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>\n", axis_map(ax, series_x(s, i)),
+            ssmlm_text_printf(b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>\n", axis_map(ax, series_x(s, i)),
                       axis_map(ay, s->y[i]), color);
         } else if (j - i > 1) {
-            sb_printf(b, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.6\" stroke-linejoin=\"round\"%s points=\"",
+            ssmlm_text_printf(b, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.6\" stroke-linejoin=\"round\"%s points=\"",
                       color, dash);
             for (int64_t k = i; k < j; k++)
-                sb_printf(b, "%s%.1f,%.1f", k > i ? " " : "", axis_map(ax, series_x(s, k)), axis_map(ay, s->y[k]));
-            sb_printf(b, "\"/>\n");
+                ssmlm_text_printf(b, "%s%.1f,%.1f", k > i ? " " : "", axis_map(ax, series_x(s, k)), axis_map(ay, s->y[k]));
+            ssmlm_text_printf(b, "\"/>\n");
         }
         i = j;
     }
-    sb_printf(b, "</g>\n");
+    ssmlm_text_printf(b, "</g>\n");
 }
 
 /* Samples of all series' lines that fall inside the rectangle. */
@@ -305,55 +266,55 @@ ssmlm_status ssmlm_svg_render(const ssmlm_plot *p, char **svg, size_t *len) {
     ay.px0 = H - bottom;
     ay.px1 = top;
 
-    sbuf b = {0};
-    sb_printf(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    sb_printf(&b, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" "
+    ssmlm_text b = {0};
+    ssmlm_text_printf(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    ssmlm_text_printf(&b, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" "
                   "font-family=\"Helvetica, Arial, sans-serif\" font-size=\"12\">\n", W, H, W, H);
-    sb_printf(&b, "<defs><clipPath id=\"plot-area\"><rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\"/>"
+    ssmlm_text_printf(&b, "<defs><clipPath id=\"plot-area\"><rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\"/>"
                   "</clipPath></defs>\n", left, top, W - left - right, H - top - bottom);
-    sb_printf(&b, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
+    ssmlm_text_printf(&b, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
     if (p->title && *p->title) {
-        sb_printf(&b, "<text x=\"%.1f\" y=\"24\" text-anchor=\"middle\" font-size=\"15\" font-weight=\"bold\">",
+        ssmlm_text_printf(&b, "<text x=\"%.1f\" y=\"24\" text-anchor=\"middle\" font-size=\"15\" font-weight=\"bold\">",
                   (left + W - right) / 2);
         sb_text(&b, p->title);
-        sb_printf(&b, "</text>\n");
+        ssmlm_text_printf(&b, "</text>\n");
     }
 
     /* grid, ticks and tick labels */
     char lab[64];
-    sb_printf(&b, "<g class=\"x-ticks\" text-anchor=\"middle\">\n");
+    ssmlm_text_printf(&b, "<g class=\"x-ticks\" text-anchor=\"middle\">\n");
     for (int i = 0; i < ax.nt; i++) {
         double x = axis_map(&ax, ax.ticks[i]);
         tick_label(lab, sizeof lab, ax.ticks[i], ax.step);
-        sb_printf(&b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#e4e4e4\"/>"
+        ssmlm_text_printf(&b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#e4e4e4\"/>"
                       "<text x=\"%.1f\" y=\"%.1f\">%s</text>\n", x, top, x, H - bottom, x, H - bottom + 16, lab);
     }
-    sb_printf(&b, "</g>\n<g class=\"y-ticks\" text-anchor=\"end\">\n");
+    ssmlm_text_printf(&b, "</g>\n<g class=\"y-ticks\" text-anchor=\"end\">\n");
     for (int i = 0; i < ay.nt; i++) {
         double y = axis_map(&ay, ay.ticks[i]);
         tick_label(lab, sizeof lab, ay.ticks[i], ay.step);
-        sb_printf(&b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#e4e4e4\"/>"
+        ssmlm_text_printf(&b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#e4e4e4\"/>"
                       "<text x=\"%.1f\" y=\"%.1f\">%s</text>\n", left, y, W - right, y, left - 6, y + 4, lab);
     }
-    sb_printf(&b, "</g>\n<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" stroke=\"#333\"/>\n",
+    ssmlm_text_printf(&b, "</g>\n<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" stroke=\"#333\"/>\n",
               left, top, W - left - right, H - top - bottom);
     if (p->xlabel && *p->xlabel) {
-        sb_printf(&b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"13\">", (left + W - right) / 2,
+        ssmlm_text_printf(&b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"13\">", (left + W - right) / 2,
                   (double)H - 14);
         sb_text(&b, p->xlabel);
-        sb_printf(&b, "</text>\n");
+        ssmlm_text_printf(&b, "</text>\n");
     }
     if (p->ylabel && *p->ylabel) {
         double cy = (top + H - bottom) / 2;
-        sb_printf(&b, "<text x=\"18\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"13\" transform=\"rotate(-90 18 %.1f)\">",
+        ssmlm_text_printf(&b, "<text x=\"18\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"13\" transform=\"rotate(-90 18 %.1f)\">",
                   cy, cy);
         sb_text(&b, p->ylabel);
-        sb_printf(&b, "</text>\n");
+        ssmlm_text_printf(&b, "</text>\n");
     }
 
     /* series, clipped to the plot area */
     char unnamed[32];
-    sb_printf(&b, "<g clip-path=\"url(#plot-area)\">\n");
+    ssmlm_text_printf(&b, "<g clip-path=\"url(#plot-area)\">\n");
     for (int k = 0; k < p->n_series; k++) {
         ssmlm_plot_series s = p->series[k];
         if (!s.name) {
@@ -362,9 +323,9 @@ ssmlm_status ssmlm_svg_render(const ssmlm_plot *p, char **svg, size_t *len) {
         }
         draw_series(&b, &s, s.color ? s.color : palette[k % 10], &ax, &ay);
     }
-    sb_printf(&b, "</g>\n");
+    ssmlm_text_printf(&b, "</g>\n");
     if (drawable == 0)
-        sb_printf(&b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" fill=\"#888\">no data</text>\n",
+        ssmlm_text_printf(&b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" fill=\"#888\">no data</text>\n",
                   (left + W - right) / 2, (top + H - bottom) / 2);
 
     /* legend: in the corner of the plot area that covers the fewest line samples */
@@ -385,26 +346,26 @@ ssmlm_status ssmlm_svg_render(const ssmlm_plot *p, char **svg, size_t *len) {
             }
         }
         double lx = cx[best], ly = cy[best];
-        sb_printf(&b, "<g class=\"legend\">\n<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"white\" "
+        ssmlm_text_printf(&b, "<g class=\"legend\">\n<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"white\" "
                       "fill-opacity=\"0.85\" stroke=\"#bbb\"/>\n", lx, ly, lw, lh);
         for (int k = 0; k < p->n_series; k++) {
             const ssmlm_plot_series *s = &p->series[k];
             double y = ly + 4 + 18.0 * k + 9;
-            sb_printf(&b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"2\"%s/>"
+            ssmlm_text_printf(&b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"2\"%s/>"
                           "<text x=\"%.1f\" y=\"%.1f\">", lx + 8, y, lx + 32, y, s->color ? s->color : palette[k % 10],
                       s->dashed ? " stroke-dasharray=\"6 4\"" : "", lx + 38, y + 4);
             if (s->name) sb_text(&b, s->name);
-            else sb_printf(&b, "series %d", k + 1);
-            sb_printf(&b, "</text>\n");
+            else ssmlm_text_printf(&b, "series %d", k + 1);
+            ssmlm_text_printf(&b, "</text>\n");
         }
-        sb_printf(&b, "</g>\n");
+        ssmlm_text_printf(&b, "</g>\n");
     }
-    sb_printf(&b, "</svg>\n");
+    ssmlm_text_printf(&b, "</svg>\n");
     if (b.failed) {
-        free(b.p);
+        free(b.s);
         return ssmlm_fail(SSMLM_ERR_MEMORY, NULL, "svg plot: out of memory");
     }
-    *svg = b.p;
+    *svg = b.s;
     if (len) *len = b.n;
     return SSMLM_OK;
 }
