@@ -64,4 +64,16 @@ void write_all(const char *path, const void *p, size_t n);
 /* Fill with uniform values in [-a, a] from a simple seeded generator. */
 void fill_uniform(real *x, int64_t n, double a, uint64_t *seed);
 
+/* SANITIZED: 1 in the AddressSanitizer build (several times slower: tests train less there). */
+#if defined(__SANITIZE_ADDRESS__)
+#define SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SANITIZED 1
+#endif
+#endif
+#ifndef SANITIZED
+#define SANITIZED 0
+#endif
+
 #endif

@@ -29,6 +29,7 @@ int cmd_forward(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_score(int argc, char **argv);
+int cmd_reproduce(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 
 #endif

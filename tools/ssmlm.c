@@ -17,6 +17,7 @@ static const struct {
     {"generate", cmd_generate, "generate text from prompts (batched, streaming, sampling options)"},
     {"score", cmd_score, "log-probabilities of continuations given a context"},
     {"eval", cmd_eval, "evaluate a model: phonebook (accuracy and correct digits vs length)"},
+    {"reproduce", cmd_reproduce, "the paper's findings at small scale: phonebook, attention-ratio"},
 };
 #define N_COMMANDS (int)(sizeof k_commands / sizeof k_commands[0])
 
