@@ -1,18 +1,21 @@
-/* bench_decode.c — decode speed (one token per sequence through ssmlm_model_step), fp32, against
+/* bench_decode.c — decode speed (one token per sequence through ssmlm_model_step), fp32 and bf16
+ * weights, against
  * the memory-bandwidth roofline measured in the same run; prefill speed against the training
  * forward.
  *
  *   BW      read-only sum over a 1 GiB float array, 2 threads, 64 independent accumulators per
  *           thread; median of 5 passes, GB = 1e9 bytes.
  *   bytes per step (B sequences at context L):
- *           4 x (parameters read per step: every weight matrix once, the tied embedding/LM head
- *                counted once; an untied embedding table is only looked up, so not counted)
+ *           (bytes of the parameters read per step, as stored: 4 per fp32 value, 2 per bf16 one;
+ *            every weight matrix once, the tied embedding/LM head counted once; an untied
+ *            embedding table is only looked up, so not counted)
  *           + B x (2 x fixed state bytes (read and written) + L x KV bytes per position)
  *   roofline step time = bytes per step / BW; fraction = roofline time / measured time.
  *
  * Part 1: short context (prefill 64, then 64 timed steps, median over repetitions), batch 1:
  *         mamba2-130m, hybrid-130m, transformer-130m and the ~1B models hybrid-840m and
- *         transformer-840m (d_model 1024, 48 layers; --no-1b leaves them out).
+ *         transformer-840m (d_model 1024, 48 layers; --no-1b leaves them out), each with fp32
+ *         and with bf16 weights (SSMLM_MODEL_BF16_WEIGHTS), and the bf16 / fp32 speedup.
  * Part 2: time per step vs context (paper Figure 5): transformer-130m and hybrid-130m at each
  *         batch and context, then timed steps; the speedup of the hybrid next to the speedup
  *         predicted from bytes per step; an SVG plot of ms per generated token vs context
@@ -31,13 +34,16 @@
  *         --prefill-len tokens (2048) through ssmlm_model_prefill and through
  *         ssmlm_model_forward (with labels, as in training), same threads; decode tokens/s at
  *         that context (synthetic state).
+ * Part 4: the paper's hybrid-8b with bf16 weights (about 17 GB; constant +-0.001 weights, the
+ *         timing does not depend on the values, but each page is written: see touch_weights) at context --ctx8b (4096), batch 1, synthetic state: ms per
+ *         token against its roofline.  Not in the default --parts (it needs ~18 GB free).
  * OpenMP waiting threads: unless OMP_WAIT_POLICY is set, the program re-executes itself with
  * OMP_WAIT_POLICY=passive (spinning OpenMP workers starve OpenBLAS's own threads in the step's
  * matrix-vector products; run with OMP_WAIT_POLICY=active to see the default behaviour).
  * Usage: bench_decode [--parts 1,2,3] [--ctx 1024,4096,16384,32768] [--batch 1,8] [--reps 5]
  *        [--steps 32] [--fill synthetic|real] [--prompt 64] [--svg PATH]
- *        [--prefill-len 2048] [--no-1b] [--short-only (= --parts 1)]
- *        [--model NAME --ctx L --batch B --steps S]  (one configuration, for profiling) */
+ *        [--prefill-len 2048] [--no-1b] [--short-only (= --parts 1)] [--ctx8b 4096]
+ *        [--model NAME [--bf16] --ctx L --batch B --steps S]  (one configuration, for profiling) */
 #include "bench_common.h"
 #include "bench_models.h"
 #include "eval/svg.h"
@@ -102,8 +108,8 @@ static double mem_available(void) {
 /* ---- options ------------------------------------------------------------------------------ */
 typedef struct options {
     int64_t ctx[MAXN], batch[MAXN];
-    int nctx, nbatch, reps, steps, synthetic, with_1b, parts;
-    int64_t prompt, prefill_len;
+    int nctx, nbatch, reps, steps, synthetic, with_1b, parts, bf16;
+    int64_t prompt, prefill_len, ctx8b;
     const char *svg, *one;
 } options;
 
@@ -115,16 +121,20 @@ typedef struct decode_model {
     double fixed, kv;   /* state bytes per sequence: fixed, KV per position */
 } decode_model;
 
-static int model_open(decode_model *d, const char *preset) {
+/* bf16: the model with SSMLM_MODEL_BF16_WEIGHTS; init 0 leaves the weights zero. */
+static int model_open(decode_model *d, const char *preset, int bf16, int init) {
     memset(d, 0, sizeof *d);
-    if (ssmlm_preset(&d->c, preset) != SSMLM_OK || ssmlm_model_create(&d->m, &d->c, SSMLM_F32) != SSMLM_OK) {
+    if (ssmlm_preset(&d->c, preset) != SSMLM_OK ||
+        ssmlm_model_create_ex(&d->m, &d->c, SSMLM_F32, bf16 ? SSMLM_MODEL_BF16_WEIGHTS : 0) != SSMLM_OK) {
         fprintf(stderr, "bench_decode: %s: %s\n", preset, ssmlm_last_error());
         return 0;
     }
-    ssmlm_model_init(d->m, 1);
+    if (init) ssmlm_model_init(d->m, 1);
     ssmlm_param_counts pc;
     ssmlm_config_count_params(&d->c, &pc);
-    d->param_bytes = 4.0 * (double)(pc.total - (d->c.tie_embeddings ? 0 : pc.embedding));
+    /* the embedding table is a matrix: bf16 in a bf16-weight model */
+    d->param_bytes = (double)ssmlm_model_weight_bytes(d->m) -
+                     (d->c.tie_embeddings ? 0.0 : (bf16 ? 2.0 : 4.0) * (double)pc.embedding);
     size_t fixed, kv;
     ssmlm_state_plan(&d->c, &fixed, &kv, SSMLM_F32);
     d->fixed = (double)fixed;
@@ -209,33 +219,49 @@ static int parse_list(const char *s, int64_t *out) {
     return n;
 }
 
-/* ---- part 1: short context, batch 1 ------------------------------------------------------- */
+/* ---- part 1: short context, batch 1, fp32 and bf16 weights ---------------------------------- */
+/* Median seconds per token over o->reps repetitions of 64 steps at context 64..127; 0 on failure. */
+static int short_time(const options *o, decode_model *d, bench_stats *out) {
+    double per[64], st64[64];
+    for (int r = 0; r < o->reps; r++) {
+        if (!run_decode(d, 1, 64, 64, 0, 64, st64, NULL)) return 0;
+        double sum = 0;
+        for (int k = 0; k < 64; k++) sum += st64[k];
+        per[r] = sum / 64;
+    }
+    *out = bench_summarize(per, o->reps);
+    return 1;
+}
+
 static int part_short(const options *o, double bw) {
     const char *names[5] = {"mamba2-130m", "hybrid-130m", "transformer-130m", "hybrid-840m", "transformer-840m"};
+    static const char *const wname[2] = {"fp32", "bf16"};
     int nm = o->with_1b ? 5 : 3;
     bench_cpu_sample c0 = bench_cpu_now();
     printf("Batch 1, prefill 64 then 64 timed steps, %d repetitions (per-token time = mean of a repetition's 64 steps; "
            "median [min-max] over repetitions)\n\n",
            o->reps);
-    printf("| model | params | MB read / token | roofline tok/s | ms / token | tokens/s | fraction of roofline |\n"
-           "|---|---|---|---|---|---|---|\n");
+    printf("| model | weights | params | MB read / token | roofline tok/s | ms / token | tokens/s | fraction of roofline "
+           "| bf16 / fp32 tok/s |\n|---|---|---|---|---|---|---|---|---|\n");
     for (int mi = 0; mi < nm; mi++) {
-        decode_model d;
-        if (!model_open(&d, names[mi])) return 0;
-        double per[64], st64[64];
-        for (int r = 0; r < o->reps; r++) {
-            if (!run_decode(&d, 1, 64, 64, 0, 64, st64, NULL)) return 0;
-            double sum = 0;
-            for (int k = 0; k < 64; k++) sum += st64[k];
-            per[r] = sum / 64;
+        double tps[2] = {0, 0};
+        for (int w = 0; w < 2; w++) {
+            decode_model d;
+            bench_stats st;
+            if (!model_open(&d, names[mi], w, 1)) return 0;
+            if (!short_time(o, &d, &st)) return 0;
+            double bytes = step_bytes(&d, 1, 64 + 32.5); /* mean context over the timed steps */
+            double roof = bw * 1e9 / bytes;
+            tps[w] = 1 / st.median;
+            char ratio[32] = "";
+            if (w) snprintf(ratio, sizeof ratio, "**%.2fx**", tps[1] / tps[0]);
+            ssmlm_param_counts pc;
+            ssmlm_config_count_params(&d.c, &pc);
+            printf("| %s | %s | %.1fM | %.1f | %.1f | %.2f [%.2f-%.2f] | %.1f | %.1f%% | %s |\n", names[mi], wname[w],
+                   (double)(pc.total - (d.c.tie_embeddings ? 0 : pc.embedding)) / 1e6, bytes / 1e6, roof,
+                   1e3 * st.median, 1e3 * st.min, 1e3 * st.max, tps[w], 100 * tps[w] / roof, ratio);
+            ssmlm_model_free(d.m);
         }
-        bench_stats st = bench_summarize(per, o->reps);
-        double bytes = step_bytes(&d, 1, 64 + 32.5); /* mean context over the timed steps */
-        double roof = bw * 1e9 / bytes;
-        printf("| %s | %.1fM | %.1f | %.1f | %.2f [%.2f-%.2f] | %.1f | %.1f%% |\n", names[mi], d.param_bytes / 4e6,
-               bytes / 1e6, roof, 1e3 * st.median, 1e3 * st.min, 1e3 * st.max, 1 / st.median,
-               100 * (1 / st.median) / roof);
-        ssmlm_model_free(d.m);
     }
     printf("\nparams = parameters read per token (an untied embedding table is only looked up). "
            "Other processes during part 1: %.0f%% of CPUs\n\n",
@@ -283,7 +309,7 @@ static int part_context(const options *o, double bw) {
            "|---|---|---|---|---|---|---|---|---|\n");
     for (int mi = 0; mi < 2; mi++) {
         decode_model d;
-        if (!model_open(&d, names[mi])) return 0;
+        if (!model_open(&d, names[mi], 0, 1)) return 0;
         for (int bi = 0; bi < o->nbatch; bi++)
             for (int ci = 0; ci < o->nctx; ci++) {
                 int64_t B = o->batch[bi], L = o->ctx[ci];
@@ -342,7 +368,7 @@ static int part_prefill(const options *o) {
            (long long)N, THREADS, reps, o->steps, (long long)N);
     for (int mi = 0; mi < 3; mi++) {
         decode_model d;
-        if (!model_open(&d, names[mi])) return 0;
+        if (!model_open(&d, names[mi], 0, 1)) return 0;
         for (int64_t i = 0; i <= N; i++) ids[i] = (int32_t)((i * 7919 + 13) % d.c.vocab_size);
         ssmlm_state *s = NULL;
         int ok = ssmlm_state_create(&s, d.m, 1, N + 1) == SSMLM_OK;
@@ -370,10 +396,68 @@ static int part_prefill(const options *o) {
     return 1;
 }
 
+/* ---- part 4: hybrid-8b, bf16 weights ----------------------------------------------------- */
+/* Writes every parameter (+-0.001, alternating): the weights must be real memory, not the
+ * kernel's shared zero page that a fresh calloc'ed arena reads from (which would run faster
+ * than memory can). */
+static void touch_weights(ssmlm_model *m) {
+    for (int i = 0; i < ssmlm_model_n_params(m); i++) {
+        int64_t n = ssmlm_model_param(m, i)->numel;
+        void *d = ssmlm_model_param_data(m, i);
+        if (ssmlm_model_param_bf16(m, i)) {
+            uint16_t *w = d;
+#pragma omp parallel for num_threads(THREADS) schedule(static)
+            for (int64_t j = 0; j < n; j++) w[j] = (uint16_t)(j & 1 ? 0xba83u : 0x3a83u); /* -+0.001 */
+        } else {
+            float *w = d;
+#pragma omp parallel for num_threads(THREADS) schedule(static)
+            for (int64_t j = 0; j < n; j++) w[j] = j & 1 ? -0.001f : 0.001f;
+        }
+    }
+}
+
+static int part_8b(const options *o, double bw) {
+    decode_model d;
+    int64_t L = o->ctx8b;
+    double need = 0;
+    {
+        ssmlm_config c;
+        ssmlm_param_counts pc;
+        if (ssmlm_preset(&c, "hybrid-8b") != SSMLM_OK || ssmlm_config_count_params(&c, &pc) != SSMLM_OK) return 0;
+        need = 2.0 * (double)pc.total;
+    }
+    if (mem_available() > 0 && need > 0.9 * mem_available()) {
+        printf("hybrid-8b, bf16: skipped: needs %.1f GB of weights, %.1f GB available\n\n", need / 1e9,
+               mem_available() / 1e9);
+        return 1;
+    }
+    double t0 = bench_now();
+    if (!model_open(&d, "hybrid-8b", 1, 0)) return 0;
+    touch_weights(d.m);
+    double create = bench_now() - t0;
+    double *t = malloc((size_t)o->steps * sizeof *t), setup;
+    int ok = t && run_decode(&d, 1, L, o->steps, 1, o->prompt, t, &setup);
+    if (ok) {
+        bench_stats st = bench_summarize(t, o->steps);
+        double bytes = step_bytes(&d, 1, (double)L + 0.5 * (o->steps + 1)), roof = bytes / (bw * 1e9);
+        printf("hybrid-8b, bf16 weights (+-0.001, written so that they occupy memory), batch 1, context %lld (synthetic state), %d timed steps\n\n"
+               "| weights GB | state MB at context | created in | setup s | ms / token | tokens/s | roofline ms / token "
+               "| fraction of roofline |\n|---|---|---|---|---|---|---|---|\n"
+               "| %.2f | %.1f | %.0f s | %.1f | %.0f [%.0f-%.0f] | %.2f | %.0f | %.1f%% |\n\n",
+               (long long)L, o->steps, (double)ssmlm_model_weight_bytes(d.m) / 1e9,
+               (d.fixed + (double)L * d.kv) / 1e6, create, setup, 1e3 * st.median, 1e3 * st.min, 1e3 * st.max,
+               1 / st.median, 1e3 * roof, 100 * roof / st.median);
+    }
+    ssmlm_model_free(d.m);
+    free(t);
+    return ok;
+}
+
 static void usage(void) {
     fprintf(stderr, "usage: bench_decode [--parts 1,2,3] [--ctx L,L..] [--batch B,B..] [--reps N] [--steps S]\n"
                     "                    [--fill synthetic|real] [--prompt P] [--svg PATH] [--prefill-len N] [--no-1b]\n"
-                    "                    [--short-only] [--model NAME]\n");
+                    "                    [--short-only] [--ctx8b L] [--model NAME [--bf16]]\n"
+                    "parts: 1 short context fp32/bf16, 2 Figure 5, 3 prefill vs forward, 4 hybrid-8b bf16\n");
 }
 
 int main(int argc, char **argv) {
@@ -383,13 +467,14 @@ int main(int argc, char **argv) {
         execv("/proc/self/exe", argv);
     }
     options o = {.ctx = {1024, 4096, 16384, 32768}, .batch = {1, 8}, .nctx = 4, .nbatch = 2, .reps = 5, .steps = 32,
-                 .synthetic = 1, .with_1b = 1, .parts = 7, .prompt = 64, .prefill_len = 2048,
+                 .synthetic = 1, .with_1b = 1, .parts = 7, .prompt = 64, .prefill_len = 2048, .ctx8b = 4096,
                  .svg = NULL, .one = NULL};
     int ok = 1;
     for (int i = 1; i < argc && ok; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--no-1b")) o.with_1b = 0;
         else if (!strcmp(a, "--short-only")) o.parts = 1;
+        else if (!strcmp(a, "--bf16")) o.bf16 = 1;
         else if (!v) ok = 0;
         else if (!strcmp(a, "--ctx")) ok = (o.nctx = parse_list(v, o.ctx)) > 0, i++;
         else if (!strcmp(a, "--batch")) ok = (o.nbatch = parse_list(v, o.batch)) > 0, i++;
@@ -397,6 +482,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--steps")) o.steps = atoi(v), i++;
         else if (!strcmp(a, "--prompt")) o.prompt = atoll(v), i++;
         else if (!strcmp(a, "--prefill-len")) o.prefill_len = atoll(v), i++;
+        else if (!strcmp(a, "--ctx8b")) o.ctx8b = atoll(v), i++;
         else if (!strcmp(a, "--svg")) o.svg = v, i++;
         else if (!strcmp(a, "--model")) o.one = v, i++;
         else if (!strcmp(a, "--fill")) {
@@ -407,12 +493,12 @@ int main(int argc, char **argv) {
             int64_t p[MAXN];
             int n = parse_list(v, p);
             o.parts = 0;
-            for (int k = 0; k < n; k++) o.parts |= p[k] >= 1 && p[k] <= 3 ? 1 << (p[k] - 1) : 0;
+            for (int k = 0; k < n; k++) o.parts |= p[k] >= 1 && p[k] <= 4 ? 1 << (p[k] - 1) : 0;
             ok = n > 0 && o.parts;
             i++;
         } else ok = 0;
     }
-    if (!ok || o.reps < 1 || o.reps > 64 || o.steps < 2 || o.prompt < 1 || o.prefill_len < 1) {
+    if (!ok || o.reps < 1 || o.reps > 64 || o.steps < 2 || o.prompt < 1 || o.prefill_len < 1 || o.ctx8b < 1) {
         usage();
         return 2;
     }
@@ -426,10 +512,10 @@ int main(int argc, char **argv) {
     if (o.one) { /* one configuration, for profiling */
         decode_model d;
         double *t = malloc((size_t)o.steps * sizeof *t), setup;
-        if (!model_open(&d, o.one)) return 1;
+        if (!model_open(&d, o.one, o.bf16, 1)) return 1;
         if (!run_decode(&d, o.batch[0], o.ctx[0], o.steps, o.synthetic, o.prompt, t, &setup)) return 1;
         bench_stats st = bench_summarize(t, o.steps);
-        printf("%s B=%lld L=%lld (%s state): setup %.2f s, step %.3f ms [%.3f-%.3f]\n", o.one, (long long)o.batch[0],
+        printf("%s%s B=%lld L=%lld (%s state): setup %.2f s, step %.3f ms [%.3f-%.3f]\n", o.one, o.bf16 ? " bf16" : "", (long long)o.batch[0],
                (long long)o.ctx[0], o.synthetic ? "synthetic" : "real prefill", setup, 1e3 * st.median, 1e3 * st.min,
                1e3 * st.max);
         ssmlm_model_free(d.m);
@@ -440,11 +526,12 @@ int main(int argc, char **argv) {
     double foreign = bench_wait_quiet(0.10, 30);
     double bw = measure_bw();
     printf("OMP_WAIT_POLICY=%s\n\n", getenv("OMP_WAIT_POLICY"));
-    printf("## Decode, fp32, %d threads\n\nmemory bandwidth (1 GiB read-only sum, %d threads, median of 5): **%.1f GB/s**"
+    printf("## Decode, %d threads\n\nmemory bandwidth (1 GiB read-only sum, %d threads, median of 5): **%.1f GB/s**"
            " (other processes before: %.0f%% of CPUs)\n\n",
            THREADS, THREADS, bw, 100 * foreign);
     if ((o.parts & 1) && !part_short(&o, bw)) return 1;
     if ((o.parts & 2) && !part_context(&o, bw)) return 1;
     if ((o.parts & 4) && !part_prefill(&o)) return 1;
+    if ((o.parts & 8) && !part_8b(&o, bw)) return 1;
     return 0;
 }
