@@ -64,6 +64,10 @@ void write_all(const char *path, const void *p, size_t n);
 /* Fill with uniform values in [-a, a] from a simple seeded generator. */
 void fill_uniform(real *x, int64_t n, double a, uint64_t *seed);
 
+/* Logits of B sequences of T tokens computed by prefill(P tokens) and then one step per
+ * token; out [B, T, V] (records CHECKs, also of the final position). */
+void prefill_then_steps(ssmlm_model *m, const int32_t *ids, int64_t B, int64_t T, int64_t P, int64_t V, real *out);
+
 /* SANITIZED: 1 in the AddressSanitizer build (several times slower: tests train less there). */
 #if defined(__SANITIZE_ADDRESS__)
 #define SANITIZED 1

@@ -259,28 +259,6 @@ static int64_t argmax(const float *a, int64_t n) {
     return k;
 }
 
-/* Logits of prefill(P tokens) then one step per token (B sequences of T tokens): out [B, T, V]. */
-static void decode_logits(ssmlm_model *m, const int32_t *ids, int64_t B, int64_t T, int64_t P, int64_t V,
-                          float *out) {
-    ssmlm_state *st = NULL;
-    CHECK_OK(ssmlm_state_create(&st, m, B, T));
-    if (!st) return;
-    float *pre = malloc((size_t)(B * P * V) * sizeof(float)), *one = malloc((size_t)(B * V) * sizeof(float));
-    int32_t *pid = malloc((size_t)(B * P) * sizeof(int32_t)), tok[8];
-    for (int64_t b = 0; b < B; b++) memcpy(pid + b * P, ids + b * T, (size_t)P * sizeof(int32_t));
-    CHECK_OK(ssmlm_model_prefill(m, st, pid, P, pre));
-    for (int64_t b = 0; b < B; b++) memcpy(out + b * T * V, pre + b * P * V, (size_t)(P * V) * sizeof(float));
-    for (int64_t t = P; t < T; t++) {
-        for (int64_t b = 0; b < B; b++) tok[b] = ids[b * T + t];
-        CHECK_OK(ssmlm_model_step(m, st, tok, one));
-        for (int64_t b = 0; b < B; b++) memcpy(out + (b * T + t) * V, one + b * V, (size_t)V * sizeof(float));
-    }
-    free(pre);
-    free(one);
-    free(pid);
-    ssmlm_state_free(st);
-}
-
 static int is_matrix_name(const char *name) {
     const char *keys[] = {"in_proj.weight", "out_proj.weight", "x_proj.weight", "fc1.weight", "fc2.weight",
                           "embedding.weight", "lm_head.weight"};
@@ -358,8 +336,8 @@ static void test_model(const char *preset, int untie) {
           "%s: bf16 forward == rounded fp32: %.3g (loss %.7f vs %.7f)", preset, e_fwd, lossb, lossr);
     /* prefill + steps, bf16 vs rounded fp32, and == the bf16 full forward */
     int64_t P = 19;
-    decode_logits(mb, ids, B, T, P, V, db);
-    decode_logits(mr, ids, B, T, P, V, dr);
+    prefill_then_steps(mb, ids, B, T, P, V, db);
+    prefill_then_steps(mr, ids, B, T, P, V, dr);
     double e_dec = max_diff(db, dr, n) / scale, e_dec_fwd = max_diff(db, lb, n) / scale;
     CHECK(e_dec <= 1e-5, "%s: bf16 prefill + steps == rounded fp32: %.3g", preset, e_dec);
     CHECK(e_dec_fwd <= 1e-4, "%s: bf16 decode == bf16 forward: %.3g", preset, e_dec_fwd);

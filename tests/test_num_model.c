@@ -6,31 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Logits of B sequences of T tokens computed by prefill(P tokens) and then one step per
- * token; out [B, T, V]. */
-static void prefill_then_steps(ssmlm_model *m, const int32_t *ids, int64_t B, int64_t T, int64_t P,
-                               int64_t V, real *out) {
-    ssmlm_state *st = NULL;
-    CHECK_OK(ssmlm_state_create(&st, m, B, T));
-    if (!st) return;
-    real *pre = malloc((size_t)(B * P * V) * sizeof(real)), *one = malloc((size_t)(B * V) * sizeof(real));
-    int32_t *pid = malloc((size_t)(B * P) * sizeof(int32_t)), *tok = malloc((size_t)B * sizeof(int32_t));
-    for (int64_t b = 0; b < B; b++) memcpy(pid + b * P, ids + b * T, (size_t)P * sizeof(int32_t));
-    CHECK_OK(ssmlm_model_prefill(m, st, pid, P, pre));
-    for (int64_t b = 0; b < B; b++) memcpy(out + b * T * V, pre + b * P * V, (size_t)(P * V) * sizeof(real));
-    for (int64_t t = P; t < T; t++) {
-        for (int64_t b = 0; b < B; b++) tok[b] = ids[b * T + t];
-        CHECK_OK(ssmlm_model_step(m, st, tok, one));
-        for (int64_t b = 0; b < B; b++) memcpy(out + (b * T + t) * V, one + b * V, (size_t)V * sizeof(real));
-    }
-    CHECK(ssmlm_state_pos(st, B - 1) == T, "position after decoding %lld", (long long)ssmlm_state_pos(st, B - 1));
-    free(pre);
-    free(one);
-    free(pid);
-    free(tok);
-    ssmlm_state_free(st);
-}
-
 static void golden_lm(const char *name) {
     golden g;
     if (!golden_open(&g, name)) return;
