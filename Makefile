@@ -13,12 +13,23 @@ BUILD    ?= build
 CC       ?= gcc
 SAN      ?=
 OPT      ?= -O3 -march=native
-BLAS_INC ?= $(firstword $(wildcard /usr/include/x86_64-linux-gnu/openblas-pthread /usr/include/openblas))
+# OpenBLAS: Debian ships it built with OpenMP (libopenblas-openmp-dev) and with its own pthreads
+# (libopenblas-pthread-dev, what plain libopenblas-dev usually selects).  We link the OpenMP build
+# when it is installed: BLAS then runs on our OpenMP threads, one pool for everything (see
+# ssmlm_threads_init in include/ssmlm.h).  BLAS_VARIANT=pthread (or any directory through
+# BLAS_DIR) picks another; the sanitizer build, compiled by clang against LLVM's OpenMP runtime,
+# uses the pthread build so that one process never loads two OpenMP runtimes.
+comma       := ,
+MULTIARCH   := $(shell $(CC) -print-multiarch 2>/dev/null)
+BLAS_VARIANT ?= $(if $(wildcard /usr/lib/$(MULTIARCH)/openblas-openmp/libopenblas.so),openmp,pthread)
+BLAS_DIR    ?= $(wildcard /usr/lib/$(MULTIARCH)/openblas-$(BLAS_VARIANT))
+BLAS_INC    ?= $(firstword $(wildcard /usr/include/$(MULTIARCH)/openblas-$(BLAS_VARIANT) /usr/include/openblas))
+BLAS_LIBS   := $(if $(BLAS_DIR),-L$(BLAS_DIR) -Wl$(comma)-rpath$(comma)$(BLAS_DIR)) -lopenblas
 CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unknown-pragmas -fopenmp \
               -ffp-contract=fast -fno-math-errno -g -Iinclude -Isrc $(if $(BLAS_INC),-I$(BLAS_INC))
 CFLAGS  ?= $(OPT)
 ALL_CFLAGS = $(CFLAGS_BASE) $(CFLAGS) $(SAN)
-LDLIBS   = -lopenblas -lcjson -lm -fopenmp $(SAN)
+LDLIBS   = $(BLAS_LIBS) -lcjson -lm -fopenmp $(SAN)
 include mk/mpi.mk
 
 GENERIC_SRC := $(wildcard src/kernels/*.c src/layers/*.c) src/model/forward.c
@@ -78,7 +89,7 @@ test-fast: $(TEST_BINS) $(BUILD)/ssmlm
 
 # The same tests built with AddressSanitizer + UndefinedBehaviorSanitizer (clang, -O1).
 test-san:
-	@$(MAKE) --no-print-directory BUILD=build-san CC=clang OPT="-O1 -march=native" \
+	@$(MAKE) --no-print-directory BUILD=build-san CC=clang OPT="-O1 -march=native" BLAS_VARIANT=pthread \
 	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -Wno-pass-failed" test-fast
 
 test: test-fast test-san

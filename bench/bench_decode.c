@@ -37,9 +37,8 @@
  * Part 4: the paper's hybrid-8b with bf16 weights (about 17 GB; constant +-0.001 weights, the
  *         timing does not depend on the values, but each page is written: see touch_weights) at context --ctx8b (4096), batch 1, synthetic state: ms per
  *         token against its roofline.  Not in the default --parts (it needs ~18 GB free).
- * OpenMP waiting threads: unless OMP_WAIT_POLICY is set, the program re-executes itself with
- * OMP_WAIT_POLICY=passive (spinning OpenMP workers starve OpenBLAS's own threads in the step's
- * matrix-vector products; run with OMP_WAIT_POLICY=active to see the default behaviour).
+ * OpenMP waiting threads: as the ssmlm program (ssmlm_threads_init): with the OpenMP build of
+ * OpenBLAS the libgomp default; with its pthreads build OMP_WAIT_POLICY=passive unless set.
  * Usage: bench_decode [--parts 1,2,3] [--ctx 1024,4096,16384,32768] [--batch 1,8] [--reps 5]
  *        [--steps 32] [--fill synthetic|real] [--prompt 64] [--svg PATH]
  *        [--prefill-len 2048] [--no-1b] [--short-only (= --parts 1)] [--ctx8b 4096]
@@ -76,22 +75,33 @@ static float bw_sum(const float *x, int64_t n) {
     return total;
 }
 
-static double measure_bw(void) {
-    const int64_t n = (int64_t)1 << 28; /* 1 GiB of floats */
-    float *x = malloc((size_t)n * sizeof *x);
-    if (!x) return 0;
+/* The bandwidth baseline: this guest's memory bandwidth drifts by up to ~1.5x within minutes
+ * (31-53 GB/s seen), so it is sampled next to every timing it is compared with, not once per
+ * run.  One 1 GiB array, written once; bw_sample: median of `passes` sums, GB/s. */
+static float *g_bw_x;
+static const int64_t g_bw_n = (int64_t)1 << 28; /* 1 GiB of floats */
+
+static int bw_init(void) {
+    g_bw_x = malloc((size_t)g_bw_n * sizeof *g_bw_x);
+    if (!g_bw_x) return 0;
 #pragma omp parallel for num_threads(THREADS) schedule(static)
-    for (int64_t i = 0; i < n; i++) x[i] = (float)(i & 7) * 0.125f;
-    volatile float sink = bw_sum(x, n); /* warm-up */
-    double t[5];
-    for (int r = 0; r < 5; r++) {
+    for (int64_t i = 0; i < g_bw_n; i++) g_bw_x[i] = (float)(i & 7) * 0.125f;
+    volatile float sink = bw_sum(g_bw_x, g_bw_n); /* warm-up */
+    (void)sink;
+    return 1;
+}
+
+static double bw_sample(int passes) {
+    double t[8];
+    volatile float sink = 0;
+    if (passes > 8) passes = 8;
+    for (int r = 0; r < passes; r++) {
         double t0 = bench_now();
-        sink += bw_sum(x, n);
-        t[r] = (double)n * sizeof(float) / (bench_now() - t0) / 1e9;
+        sink += bw_sum(g_bw_x, g_bw_n);
+        t[r] = (double)g_bw_n * sizeof(float) / (bench_now() - t0) / 1e9;
     }
     (void)sink;
-    free(x);
-    return bench_summarize(t, 5).median;
+    return bench_summarize(t, passes).median;
 }
 
 /* Bytes the system could still give this process (MemAvailable), 0 when unknown. */
@@ -176,33 +186,69 @@ static void fill_synthetic(const decode_model *d, ssmlm_state *s, int64_t P, int
     for (int64_t b = 0; b < s->B; b++) s->pos[b] = L;
 }
 
-/* Brings B sequences to context L (real prefill or synthetic, see the file header), then times
- * `steps` single steps; writes the per-step seconds to t[0..steps) and the seconds taken to
- * build the state to *setup_s.  Returns 0 on failure. */
-static int run_decode(decode_model *d, int64_t B, int64_t L, int steps, int synthetic, int64_t prompt,
-                      double *t, double *setup_s) {
-    ssmlm_state *s = NULL;
+/* A decode run: B sequences brought to context L (real prefill or synthetic, see the file
+ * header), then timed single steps. */
+typedef struct decode_run {
+    decode_model *d;
+    ssmlm_state *s;
+    int32_t *ids;
+    float *logits;
+    int64_t B, L;
+    int k; /* steps taken */
+} decode_run;
+
+static void run_free(decode_run *r) {
+    ssmlm_state_free(r->s);
+    free(r->ids);
+    free(r->logits);
+    memset(r, 0, sizeof *r);
+}
+
+/* Builds the state (room for max_steps steps); *setup_s = seconds taken.  0 on failure. */
+static int run_setup(decode_run *r, decode_model *d, int64_t B, int64_t L, int max_steps, int synthetic,
+                     int64_t prompt, double *setup_s) {
+    memset(r, 0, sizeof *r);
+    r->d = d, r->B = B, r->L = L;
     int64_t P = synthetic && prompt < L ? prompt : L;
-    int32_t *ids = malloc((size_t)(B > P ? B : P) * sizeof *ids);
-    float *logits = malloc((size_t)(B * ssmlm_config_vocab_padded(&d->c)) * sizeof *logits);
-    int ok = ids && logits && ssmlm_state_create(&s, d->m, B, L + steps) == SSMLM_OK;
+    r->ids = malloc((size_t)(B > P ? B : P) * sizeof *r->ids);
+    r->logits = malloc((size_t)(B * ssmlm_config_vocab_padded(&d->c)) * sizeof *r->logits);
+    int ok = r->ids && r->logits && ssmlm_state_create(&r->s, d->m, B, L + max_steps) == SSMLM_OK;
     double t0 = bench_now();
     for (int64_t b = 0; ok && b < B; b++) {
-        for (int64_t i = 0; i < P; i++) ids[i] = (int32_t)(((b * P + i) * 7919 + 13) % d->c.vocab_size);
-        ok = ssmlm_model_prefill_one(d->m, s, b, ids, P, NULL) == SSMLM_OK;
+        for (int64_t i = 0; i < P; i++) r->ids[i] = (int32_t)(((b * P + i) * 7919 + 13) % d->c.vocab_size);
+        ok = ssmlm_model_prefill_one(d->m, r->s, b, r->ids, P, NULL) == SSMLM_OK;
     }
-    if (ok && P < L) fill_synthetic(d, s, P, L);
+    if (ok && P < L) fill_synthetic(d, r->s, P, L);
     if (setup_s) *setup_s = bench_now() - t0;
-    for (int k = 0; ok && k < steps; k++) {
-        for (int64_t b = 0; b < B; b++) ids[b] = (int32_t)((k * 31 + b * 101 + 5) % d->c.vocab_size);
-        double a = bench_now();
-        ok = ssmlm_model_step(d->m, s, ids, logits) == SSMLM_OK;
-        t[k] = bench_now() - a;
+    if (!ok) {
+        fprintf(stderr, "bench_decode: %s B=%lld L=%lld: %s\n", d->c.name, (long long)B, (long long)L,
+                ssmlm_last_error());
+        run_free(r);
     }
-    if (!ok) fprintf(stderr, "bench_decode: %s B=%lld L=%lld: %s\n", d->c.name, (long long)B, (long long)L, ssmlm_last_error());
-    ssmlm_state_free(s);
-    free(ids);
-    free(logits);
+    return ok;
+}
+
+/* Times n more steps, seconds of each into t[0..n).  0 on failure. */
+static int run_steps(decode_run *r, int n, double *t) {
+    for (int i = 0; i < n; i++, r->k++) {
+        for (int64_t b = 0; b < r->B; b++) r->ids[b] = (int32_t)((r->k * 31 + b * 101 + 5) % r->d->c.vocab_size);
+        double a = bench_now();
+        if (ssmlm_model_step(r->d->m, r->s, r->ids, r->logits) != SSMLM_OK) {
+            fprintf(stderr, "bench_decode: %s step: %s\n", r->d->c.name, ssmlm_last_error());
+            return 0;
+        }
+        t[i] = bench_now() - a;
+    }
+    return 1;
+}
+
+/* Setup, `steps` timed steps (t[0..steps)), free. */
+static int run_decode(decode_model *d, int64_t B, int64_t L, int steps, int synthetic, int64_t prompt,
+                      double *t, double *setup_s) {
+    decode_run r;
+    if (!run_setup(&r, d, B, L, steps, synthetic, prompt, setup_s)) return 0;
+    int ok = run_steps(&r, steps, t);
+    run_free(&r);
     return ok;
 }
 
@@ -220,48 +266,54 @@ static int parse_list(const char *s, int64_t *out) {
 }
 
 /* ---- part 1: short context, batch 1, fp32 and bf16 weights ---------------------------------- */
-/* Median seconds per token over o->reps repetitions of 64 steps at context 64..127; 0 on failure. */
-static int short_time(const options *o, decode_model *d, bench_stats *out) {
-    double per[64], st64[64];
-    for (int r = 0; r < o->reps; r++) {
-        if (!run_decode(d, 1, 64, 64, 0, 64, st64, NULL)) return 0;
-        double sum = 0;
-        for (int k = 0; k < 64; k++) sum += st64[k];
-        per[r] = sum / 64;
-    }
-    *out = bench_summarize(per, o->reps);
-    return 1;
-}
-
-static int part_short(const options *o, double bw) {
+/* Both weight settings of a model are timed in alternation, each repetition next to its own
+ * bandwidth sample: a repetition's fraction of the roofline uses the bandwidth measured just
+ * before it, and the bf16 / fp32 speedup pairs repetitions taken seconds apart. */
+static int part_short(const options *o) {
     const char *names[5] = {"mamba2-130m", "hybrid-130m", "transformer-130m", "hybrid-840m", "transformer-840m"};
     static const char *const wname[2] = {"fp32", "bf16"};
-    int nm = o->with_1b ? 5 : 3;
+    int nm = o->with_1b ? 5 : 3, R = o->reps;
     bench_cpu_sample c0 = bench_cpu_now();
-    printf("Batch 1, prefill 64 then 64 timed steps, %d repetitions (per-token time = mean of a repetition's 64 steps; "
-           "median [min-max] over repetitions)\n\n",
-           o->reps);
-    printf("| model | weights | params | MB read / token | roofline tok/s | ms / token | tokens/s | fraction of roofline "
+    printf("Batch 1, prefill 64 then 64 timed steps; %d repetitions, fp32 and bf16 alternating, each after its own "
+           "bandwidth sample (median of 3 sums over 1 GiB). Per repetition: per-token time = mean of its 64 steps, "
+           "fraction = (bytes / the bandwidth just measured) / that time. Median [min-max] over repetitions; "
+           "bf16 / fp32 = median of the paired repetitions' ratios.\n\n",
+           R);
+    printf("| model | weights | params | MB read / token | bandwidth GB/s | ms / token | tokens/s | fraction of roofline "
            "| bf16 / fp32 tok/s |\n|---|---|---|---|---|---|---|---|---|\n");
     for (int mi = 0; mi < nm; mi++) {
-        double tps[2] = {0, 0};
+        decode_model d[2];
+        double per[2][64], bw[2][64], frac[2][64], ratio[64], bytes[2], st64[64];
         for (int w = 0; w < 2; w++) {
-            decode_model d;
-            bench_stats st;
-            if (!model_open(&d, names[mi], w, 1)) return 0;
-            if (!short_time(o, &d, &st)) return 0;
-            double bytes = step_bytes(&d, 1, 64 + 32.5); /* mean context over the timed steps */
-            double roof = bw * 1e9 / bytes;
-            tps[w] = 1 / st.median;
-            char ratio[32] = "";
-            if (w) snprintf(ratio, sizeof ratio, "**%.2fx**", tps[1] / tps[0]);
-            ssmlm_param_counts pc;
-            ssmlm_config_count_params(&d.c, &pc);
-            printf("| %s | %s | %.1fM | %.1f | %.1f | %.2f [%.2f-%.2f] | %.1f | %.1f%% | %s |\n", names[mi], wname[w],
-                   (double)(pc.total - (d.c.tie_embeddings ? 0 : pc.embedding)) / 1e6, bytes / 1e6, roof,
-                   1e3 * st.median, 1e3 * st.min, 1e3 * st.max, tps[w], 100 * tps[w] / roof, ratio);
-            ssmlm_model_free(d.m);
+            if (!model_open(&d[w], names[mi], w, 1)) return 0;
+            bytes[w] = step_bytes(&d[w], 1, 64 + 32.5); /* mean context over the timed steps */
         }
+        for (int r = 0; r < R; r++) {
+            for (int w = 0; w < 2; w++) {
+                bw[w][r] = bw_sample(3);
+                if (!run_decode(&d[w], 1, 64, 64, 0, 64, st64, NULL)) return 0;
+                double sum = 0;
+                for (int k = 0; k < 64; k++) sum += st64[k];
+                per[w][r] = sum / 64;
+                frac[w][r] = bytes[w] / (bw[w][r] * 1e9) / per[w][r];
+            }
+            ratio[r] = per[0][r] / per[1][r];
+        }
+        ssmlm_param_counts pc;
+        ssmlm_config_count_params(&d[0].c, &pc);
+        for (int w = 0; w < 2; w++) {
+            bench_stats t = bench_summarize(per[w], R), b = bench_summarize(bw[w], R), f = bench_summarize(frac[w], R);
+            char rs[64] = "";
+            if (w) {
+                bench_stats q = bench_summarize(ratio, R);
+                snprintf(rs, sizeof rs, "**%.2fx** [%.2f-%.2f]", q.median, q.min, q.max);
+            }
+            printf("| %s | %s | %.1fM | %.1f | %.1f [%.1f-%.1f] | %.2f [%.2f-%.2f] | %.1f | **%.1f%%** [%.0f-%.0f] | %s |\n",
+                   names[mi], wname[w], (double)(pc.total - (d[w].c.tie_embeddings ? 0 : pc.embedding)) / 1e6,
+                   bytes[w] / 1e6, b.median, b.min, b.max, 1e3 * t.median, 1e3 * t.min, 1e3 * t.max, 1 / t.median,
+                   100 * f.median, 100 * f.min, 100 * f.max, rs);
+        }
+        for (int w = 0; w < 2; w++) ssmlm_model_free(d[w].m);
     }
     printf("\nparams = parameters read per token (an untied embedding table is only looked up). "
            "Other processes during part 1: %.0f%% of CPUs\n\n",
@@ -292,58 +344,100 @@ static void write_svg(const options *o, const char *const *names, double meas[2]
     else fprintf(stderr, "bench_decode: %s: %s\n", o->svg, ssmlm_last_error());
 }
 
-static int part_context(const options *o, double bw) {
+/* The two models at one batch and context are timed in alternation: ROUNDS rounds, each a
+ * bandwidth sample, then steps / ROUNDS steps of each model (both states built first when both
+ * fit in memory together; otherwise one model after the other, each round still after its own
+ * bandwidth sample).  A model's predicted time uses the median of its rounds' bandwidth. */
+#define ROUNDS 4
+static int part_context(const options *o) {
     const char *names[2] = {"transformer-130m", "hybrid-130m"};
-    double meas[2][MAXN][MAXN], pred[2][MAXN][MAXN];
-    double *t = malloc((size_t)o->steps * sizeof *t);
+    double meas[2][MAXN][MAXN], pred[2][MAXN][MAXN], byte_ratio[MAXN][MAXN];
+    int chunk = o->steps / ROUNDS > 0 ? o->steps / ROUNDS : 1, total = chunk * ROUNDS;
+    double *t = malloc((size_t)total * sizeof *t), *tt[2] = {malloc((size_t)total * sizeof(double)),
+                                                              malloc((size_t)total * sizeof(double))};
+    if (!t || !tt[0] || !tt[1]) return 0;
     bench_cpu_sample c0 = bench_cpu_now();
     if (o->synthetic)
         printf("Time per decode step vs context; state: synthetic (real prefill of %lld tokens per sequence, then KV rows "
-               "up to the context filled with uniform [-1, 1] values); %d timed steps, median [min-max]\n\n",
-               (long long)o->prompt, o->steps);
+               "up to the context filled with uniform [-1, 1] values); %d timed steps in %d rounds alternating the two "
+               "models, each round after a bandwidth sample (median of 3 sums over 1 GiB); median [min-max]\n\n",
+               (long long)o->prompt, total, ROUNDS);
     else
         printf("Time per decode step vs context; state: real prefill of the whole context, one sequence at a time; %d timed "
-               "steps, median [min-max]\n\n",
-               o->steps);
-    printf("| model | batch | context | setup s | ms / step | ms / token | MB read / step | roofline ms / step | fraction |\n"
-           "|---|---|---|---|---|---|---|---|---|\n");
-    for (int mi = 0; mi < 2; mi++) {
-        decode_model d;
-        if (!model_open(&d, names[mi], 0, 1)) return 0;
-        for (int bi = 0; bi < o->nbatch; bi++)
-            for (int ci = 0; ci < o->nctx; ci++) {
-                int64_t B = o->batch[bi], L = o->ctx[ci];
-                double need = run_bytes(&d, B, L, o->steps, o->synthetic), avail = mem_available();
-                double bytes = step_bytes(&d, B, (double)L + 0.5 * (o->steps + 1));
+               "steps in %d rounds alternating the two models, each round after a bandwidth sample; median [min-max]\n\n",
+               total, ROUNDS);
+    printf("| model | batch | context | setup s | ms / step | ms / token | MB read / step | bandwidth GB/s | roofline ms / step "
+           "| fraction |\n|---|---|---|---|---|---|---|---|---|---|\n");
+    decode_model d[2];
+    for (int mi = 0; mi < 2; mi++)
+        if (!model_open(&d[mi], names[mi], 0, 1)) return 0;
+    for (int bi = 0; bi < o->nbatch; bi++)
+        for (int ci = 0; ci < o->nctx; ci++) {
+            int64_t B = o->batch[bi], L = o->ctx[ci];
+            double need[2], avail = mem_available(), bytes[2], setup[2] = {0, 0}, bws[2][ROUNDS];
+            int fits[2];
+            for (int mi = 0; mi < 2; mi++) {
+                need[mi] = run_bytes(&d[mi], B, L, total, o->synthetic);
+                fits[mi] = !(avail > 0 && need[mi] > 0.7 * avail);
+                bytes[mi] = step_bytes(&d[mi], B, (double)L + 0.5 * (total + 1));
                 meas[mi][bi][ci] = NAN;
-                pred[mi][bi][ci] = bytes / (bw * 1e9);
-                if (avail > 0 && need > 0.7 * avail) {
+            }
+            byte_ratio[bi][ci] = bytes[0] / bytes[1];
+            int together = fits[0] && fits[1] && !(avail > 0 && need[0] + need[1] > 0.7 * avail);
+            /* groups of models timed together: {0, 1}, or each fitting model alone */
+            int groups[2][2], gsize[2], ng = 0;
+            if (together) groups[0][0] = 0, groups[0][1] = 1, gsize[0] = 2, ng = 1;
+            else
+                for (int mi = 0; mi < 2; mi++)
+                    if (fits[mi]) groups[ng][0] = mi, gsize[ng++] = 1;
+            for (int g = 0; g < ng; g++) {
+                decode_run run[2];
+                for (int k = 0; k < gsize[g]; k++) {
+                    int mi = groups[g][k];
+                    if (!run_setup(&run[k], &d[mi], B, L, total, o->synthetic, o->prompt, &setup[mi])) return 0;
+                }
+                for (int r = 0; r < ROUNDS; r++)
+                    for (int k = 0; k < gsize[g]; k++) {
+                        int mi = groups[g][k];
+                        bws[mi][r] = bw_sample(3);
+                        if (!run_steps(&run[k], chunk, t)) return 0;
+                        memcpy(tt[mi] + r * chunk, t, (size_t)chunk * sizeof *t);
+                    }
+                for (int k = 0; k < gsize[g]; k++) run_free(&run[k]);
+            }
+            for (int mi = 0; mi < 2; mi++) {
+                if (!fits[mi]) {
+                    pred[mi][bi][ci] = NAN;
                     printf("| %s | %lld | %lld | skipped: needs %.1f GB of state, more than 70%% of the %.1f GB available "
-                           "| | | | | |\n",
-                           names[mi], (long long)B, (long long)L, need / 1e9, avail / 1e9);
+                           "| | | | | | |\n",
+                           names[mi], (long long)B, (long long)L, need[mi] / 1e9, avail / 1e9);
                     continue;
                 }
-                double setup;
-                if (!run_decode(&d, B, L, o->steps, o->synthetic, o->prompt, t, &setup)) return 0;
-                bench_stats st = bench_summarize(t, o->steps);
+                double bw = bench_summarize(bws[mi], ROUNDS).median;
+                bench_stats st = bench_summarize(tt[mi], total);
                 meas[mi][bi][ci] = st.median;
-                printf("| %s | %lld | %lld | %.1f | %.2f [%.2f-%.2f] | %.3f | %.1f | %.2f | %.1f%% |\n", names[mi],
-                       (long long)B, (long long)L, setup, 1e3 * st.median, 1e3 * st.min, 1e3 * st.max,
-                       1e3 * st.median / (double)B, bytes / 1e6, 1e3 * pred[mi][bi][ci],
+                pred[mi][bi][ci] = bytes[mi] / (bw * 1e9);
+                printf("| %s | %lld | %lld | %.1f | %.2f [%.2f-%.2f] | %.3f | %.1f | %.1f | %.2f | %.1f%% |\n", names[mi],
+                       (long long)B, (long long)L, setup[mi], 1e3 * st.median, 1e3 * st.min, 1e3 * st.max,
+                       1e3 * st.median / (double)B, bytes[mi] / 1e6, bw, 1e3 * pred[mi][bi][ci],
                        100 * pred[mi][bi][ci] / st.median);
             }
-        ssmlm_model_free(d.m);
-    }
+        }
+    for (int mi = 0; mi < 2; mi++) ssmlm_model_free(d[mi].m);
     free(t);
+    free(tt[0]);
+    free(tt[1]);
     printf("\nsetup = building the state (prefill%s). Other processes during part 2: %.0f%% of CPUs\n\n",
            o->synthetic ? " of the prompt + synthetic fill" : "", 100 * bench_cpu_foreign(c0, bench_cpu_now()));
-    printf("Speedup of hybrid-130m over transformer-130m per decode step\n\n"
+    printf("Speedup of hybrid-130m over transformer-130m per decode step (predicted: from bytes per step, each model "
+           "at the bandwidth of its own rounds; for a skipped configuration, the ratio of bytes)\n\n"
            "| batch | context | measured | predicted from bytes | measured / predicted |\n|---|---|---|---|---|\n");
     for (int bi = 0; bi < o->nbatch; bi++)
         for (int ci = 0; ci < o->nctx; ci++) {
             double m = meas[0][bi][ci] / meas[1][bi][ci], p = pred[0][bi][ci] / pred[1][bi][ci];
             if (isnan(m))
-                printf("| %lld | %lld | (skipped) | %.2fx | |\n", (long long)o->batch[bi], (long long)o->ctx[ci], p);
+                printf("| %lld | %lld | (skipped) | %.2fx | |\n", (long long)o->batch[bi], (long long)o->ctx[ci],
+                       isnan(p) ? byte_ratio[bi][ci] : p);
             else
                 printf("| %lld | %lld | %.2fx | %.2fx | %.2f |\n", (long long)o->batch[bi], (long long)o->ctx[ci], m, p,
                        m / p);
@@ -416,7 +510,7 @@ static void touch_weights(ssmlm_model *m) {
     }
 }
 
-static int part_8b(const options *o, double bw) {
+static int part_8b(const options *o) {
     decode_model d;
     int64_t L = o->ctx8b;
     double need = 0;
@@ -435,18 +529,24 @@ static int part_8b(const options *o, double bw) {
     if (!model_open(&d, "hybrid-8b", 1, 0)) return 0;
     touch_weights(d.m);
     double create = bench_now() - t0;
-    double *t = malloc((size_t)o->steps * sizeof *t), setup;
-    int ok = t && run_decode(&d, 1, L, o->steps, 1, o->prompt, t, &setup);
+    double *t = malloc((size_t)o->steps * sizeof *t), setup, bw = 0;
+    decode_run run;
+    int ok = t && run_setup(&run, &d, 1, L, o->steps, 1, o->prompt, &setup);
+    if (ok) {
+        bw = bw_sample(3); /* just before the timed steps */
+        ok = run_steps(&run, o->steps, t);
+        run_free(&run);
+    }
     if (ok) {
         bench_stats st = bench_summarize(t, o->steps);
         double bytes = step_bytes(&d, 1, (double)L + 0.5 * (o->steps + 1)), roof = bytes / (bw * 1e9);
         printf("hybrid-8b, bf16 weights (+-0.001, written so that they occupy memory), batch 1, context %lld (synthetic state), %d timed steps\n\n"
                "| weights GB | state MB at context | created in | setup s | ms / token | tokens/s | roofline ms / token "
-               "| fraction of roofline |\n|---|---|---|---|---|---|---|---|\n"
-               "| %.2f | %.1f | %.0f s | %.1f | %.0f [%.0f-%.0f] | %.2f | %.0f | %.1f%% |\n\n",
+               "| bandwidth GB/s | fraction of roofline |\n|---|---|---|---|---|---|---|---|---|\n"
+               "| %.2f | %.1f | %.0f s | %.1f | %.0f [%.0f-%.0f] | %.2f | %.0f | %.1f | %.1f%% |\n\n",
                (long long)L, o->steps, (double)ssmlm_model_weight_bytes(d.m) / 1e9,
                (d.fixed + (double)L * d.kv) / 1e6, create, setup, 1e3 * st.median, 1e3 * st.min, 1e3 * st.max,
-               1 / st.median, 1e3 * roof, 100 * roof / st.median);
+               1 / st.median, 1e3 * roof, bw, 100 * roof / st.median);
     }
     ssmlm_model_free(d.m);
     free(t);
@@ -461,11 +561,7 @@ static void usage(void) {
 }
 
 int main(int argc, char **argv) {
-    /* libgomp reads OMP_WAIT_POLICY once, at load: set it by re-executing (see RESULTS.md) */
-    if (!getenv("OMP_WAIT_POLICY")) {
-        setenv("OMP_WAIT_POLICY", "passive", 1);
-        execv("/proc/self/exe", argv);
-    }
+    ssmlm_threads_init(argv); /* as the ssmlm program does */
     options o = {.ctx = {1024, 4096, 16384, 32768}, .batch = {1, 8}, .nctx = 4, .nbatch = 2, .reps = 5, .steps = 32,
                  .synthetic = 1, .with_1b = 1, .parts = 7, .prompt = 64, .prefill_len = 2048, .ctx8b = 4096,
                  .svg = NULL, .one = NULL};
@@ -524,14 +620,20 @@ int main(int argc, char **argv) {
     }
 
     double foreign = bench_wait_quiet(0.10, 30);
-    double bw = measure_bw();
-    printf("OMP_WAIT_POLICY=%s\n\n", getenv("OMP_WAIT_POLICY"));
-    printf("## Decode, %d threads\n\nmemory bandwidth (1 GiB read-only sum, %d threads, median of 5): **%.1f GB/s**"
-           " (other processes before: %.0f%% of CPUs)\n\n",
+    if (!bw_init()) {
+        fprintf(stderr, "bench_decode: cannot allocate the 1 GiB bandwidth array\n");
+        return 1;
+    }
+    double bw = bw_sample(5);
+    const char *policy = getenv("OMP_WAIT_POLICY");
+    printf("OpenBLAS %s, OMP_WAIT_POLICY=%s\n\n", openblas_get_parallel() == 2 ? "OpenMP build" : "pthreads build",
+           policy ? policy : "unset (libgomp default: spin, then sleep)");
+    printf("## Decode, %d threads\n\nmemory bandwidth at the start (1 GiB read-only sum, %d threads, median of 5): "
+           "**%.1f GB/s** (other processes before: %.0f%% of CPUs); sampled again next to every timing below\n\n",
            THREADS, THREADS, bw, 100 * foreign);
-    if ((o.parts & 1) && !part_short(&o, bw)) return 1;
-    if ((o.parts & 2) && !part_context(&o, bw)) return 1;
+    if ((o.parts & 1) && !part_short(&o)) return 1;
+    if ((o.parts & 2) && !part_context(&o)) return 1;
     if ((o.parts & 4) && !part_prefill(&o)) return 1;
-    if ((o.parts & 8) && !part_8b(&o, bw)) return 1;
+    if ((o.parts & 8) && !part_8b(&o)) return 1;
     return 0;
 }

@@ -304,6 +304,15 @@ ssmlm_status ssmlm_file_read_text(const char *path, char **text);
 /* ---- threads -------------------------------------------------------------------------- */
 void ssmlm_set_threads(int n);
 int ssmlm_get_threads(void);
+/* How idle OpenMP threads wait, chosen once at program start (call first thing in main, before
+ * any OpenMP work).  Built against the OpenMP variant of OpenBLAS, BLAS runs on the same
+ * OpenMP threads and libgomp's default (spin briefly, then sleep) is kept: a decode step opens
+ * ~100 short parallel regions, and a sleeping thread costs a wake-up each.  Built against an
+ * OpenBLAS with its own pthreads, spinning OpenMP threads would take the cores from BLAS's, so
+ * unless OMP_WAIT_POLICY is set it is set to passive and the program re-executes itself
+ * (libgomp reads the variable when it loads).  Returns the OpenBLAS threading model
+ * (0 serial, 1 pthreads, 2 OpenMP). */
+int ssmlm_threads_init(char **argv);
 
 #ifdef __cplusplus
 }

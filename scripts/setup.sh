@@ -1,7 +1,7 @@
 #!/bin/sh
 # Installs the Debian 12 packages ssmlm needs to build and test (skips apt when all are present).
 set -e
-PKGS="build-essential clang libomp-dev libclang-rt-14-dev libopenblas-dev libcjson-dev openmpi-bin libopenmpi-dev"
+PKGS="build-essential clang libomp-dev libclang-rt-14-dev libopenblas-dev libopenblas-openmp-dev libcjson-dev openmpi-bin libopenmpi-dev"
 missing=""
 for p in $PKGS; do
     dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"

@@ -281,13 +281,7 @@ static void test_cli(const char *model_dir) {
 
 int main(int argc, char **argv) {
     (void)argc;
-    /* as the ssmlm program does: OpenMP threads that spin between parallel regions take the
-     * cores from OpenBLAS (generation measured tens of times slower); libgomp reads the policy
-     * when it loads, so re-execute once */
-    if (!getenv("OMP_WAIT_POLICY")) {
-        setenv("OMP_WAIT_POLICY", "passive", 1);
-        execv("/proc/self/exe", argv);
-    }
+    ssmlm_threads_init(argv); /* as the ssmlm program does */
     snprintf(g_tmp, sizeof g_tmp, "/tmp/ssmlm_pbeval_XXXXXX");
     CHECK(mkdtemp(g_tmp) != NULL, "mkdtemp");
     test_postprocess();

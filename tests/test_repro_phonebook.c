@@ -91,10 +91,7 @@ static void check_outputs(const char *dir) {
 
 int main(int argc, char **argv) {
     (void)argc;
-    if (!getenv("OMP_WAIT_POLICY")) { /* as the ssmlm program does (see test_phonebook_eval.c) */
-        setenv("OMP_WAIT_POLICY", "passive", 1);
-        execv("/proc/self/exe", argv);
-    }
+    ssmlm_threads_init(argv); /* as the ssmlm program does */
     snprintf(g_tmp, sizeof g_tmp, "/tmp/ssmlm_pbrepro_XXXXXX");
     CHECK(mkdtemp(g_tmp) != NULL, "mkdtemp");
     const char *budget = SANITIZED ? " --budget 0.2" : "";

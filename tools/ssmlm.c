@@ -80,13 +80,7 @@ int cli_load_config(ssmlm_config *c, const char *preset, const char *config_path
 }
 
 int main(int argc, char **argv) {
-    /* OpenMP threads spinning between parallel regions take the cores from OpenBLAS's own
-     * threads (decode measured up to 10x slower, training ~12% slower): unless the user chose a
-     * policy, wait passively.  libgomp reads the variable when it loads, so re-execute once. */
-    if (!getenv("OMP_WAIT_POLICY")) {
-        setenv("OMP_WAIT_POLICY", "passive", 1);
-        execv("/proc/self/exe", argv);
-    }
+    ssmlm_threads_init(argv); /* how idle OpenMP threads wait (see include/ssmlm.h) */
     if (argc < 2 || cli_flag(argv, 1, "--help") || cli_flag(argv, 1, "-h")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;

@@ -64,6 +64,13 @@ uint64_t ssmlm_rng_u64(ssmlm_rng *r);
 double ssmlm_rng_uniform(ssmlm_rng *r);      /* [0, 1) */
 double ssmlm_rng_normal(ssmlm_rng *r);       /* N(0, 1) */
 
+/* Around a parallel region whose workers call BLAS: with an OpenBLAS that runs its own pthreads,
+ * BLAS is made single-threaded while workers > 1 (nested thread pools oversubscribe the cores);
+ * the OpenMP build of OpenBLAS does so by itself (nothing to do).  begin returns what end
+ * restores. */
+int ssmlm_blas_serial_begin(int workers);
+void ssmlm_blas_serial_end(int saved);
+
 /* Monotonic wall clock in seconds. */
 double ssmlm_time(void);
 

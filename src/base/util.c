@@ -218,6 +218,29 @@ void ssmlm_set_threads(int n) {
 
 int ssmlm_get_threads(void) { return g_threads > 0 ? g_threads : omp_get_max_threads(); }
 
+int ssmlm_threads_init(char **argv) {
+    int model = openblas_get_parallel();
+    if (model != 2 && !getenv("OMP_WAIT_POLICY") && argv && argv[0]) {
+        setenv("OMP_WAIT_POLICY", "passive", 1);
+        execv("/proc/self/exe", argv);
+        /* exec failed: go on with the policy libgomp already read */
+    }
+    return model;
+}
+
+int ssmlm_blas_serial_begin(int workers) {
+    /* the OpenMP build runs single-threaded inside a parallel region by itself, and its
+     * openblas_set_num_threads would also set the OpenMP team size of the caller */
+    if (workers <= 1 || openblas_get_parallel() == 2) return 0;
+    int n = openblas_get_num_threads();
+    if (n > 1) openblas_set_num_threads(1);
+    return n;
+}
+
+void ssmlm_blas_serial_end(int saved) {
+    if (saved > 1) openblas_set_num_threads(saved);
+}
+
 ssmlm_status ssmlm_file_read_text(const char *path, char **text) { return ssmlm_file_read(path, text, NULL); }
 
 /* ---- growable text -------------------------------------------------------------------------- */

@@ -111,25 +111,13 @@ static int worker_count(int nwork, int64_t ntask) {
     return nt < 1 ? 1 : nt;
 }
 
-/* While several workers run strips, each GEMM runs single-threaded: BLAS threads nested in
- * the workers oversubscribe the cores, which is much slower (badly so on a busy machine).
- * Returns the BLAS thread count to restore. */
-static int blas_serial_begin(int workers) {
-    int n = openblas_get_num_threads();
-    if (workers > 1 && n > 1) openblas_set_num_threads(1);
-    return n;
-}
-static void blas_serial_end(int workers, int n) {
-    if (workers > 1 && n > 1) openblas_set_num_threads(n);
-}
-
 void RNAME(attn_forward)(const attn_shape *s, const real *q, const real *k, const real *v,
                          int64_t ld, real *o, int64_t ldo, real *lse, real *work, int nwork) {
     int64_t T = s->T, bq = s->bq < T ? s->bq : T;
     if (s->B <= 0 || T <= 0) return;
     int64_t nblk = (T + bq - 1) / bq, ntask = s->B * s->Hq * nblk;
     int64_t wsz = attn_work_size(s, 0);
-    int nt = worker_count(nwork, ntask), nblas = blas_serial_begin(nt);
+    int nt = worker_count(nwork, ntask), nblas = ssmlm_blas_serial_begin(nt);
 #pragma omp parallel num_threads(nt)
     {
         real *S = work + (int64_t)omp_get_thread_num() * wsz, *il = S + bq * T;
@@ -141,7 +129,7 @@ void RNAME(attn_forward)(const attn_shape *s, const real *q, const real *k, cons
             strip_forward(s, q, k, v, ld, o, ldo, lse, bh / s->Hq, bh % s->Hq, r0, nr, S, il);
         }
     }
-    blas_serial_end(nt, nblas);
+    ssmlm_blas_serial_end(nblas);
 }
 
 /* One strip of the backward: query rows r0 .. r0+nr-1 of (b, h).  Writes dq of these rows and
@@ -200,7 +188,7 @@ void RNAME(attn_backward)(const attn_shape *s, const real *q, const real *k, con
     if (s->B <= 0 || T <= 0) return;
     int64_t nblk = (T + bq - 1) / bq, ntask = s->B * s->Hk;
     int64_t wsz = attn_work_size(s, 1);
-    int nt = worker_count(nwork, ntask), nblas = blas_serial_begin(nt);
+    int nt = worker_count(nwork, ntask), nblas = ssmlm_blas_serial_begin(nt);
     /* one task per (sequence, kv head): it owns dk, dv of that head, so no races */
 #pragma omp parallel num_threads(nt)
     {
@@ -220,7 +208,7 @@ void RNAME(attn_backward)(const attn_shape *s, const real *q, const real *k, con
                 }
         }
     }
-    blas_serial_end(nt, nblas);
+    ssmlm_blas_serial_end(nblas);
 }
 
 /* ---- decode ----------------------------------------------------------------------------

@@ -25,6 +25,7 @@
 #include "kernels/ssd.h"
 #include "kernels/ops.h"
 #include <cblas.h>
+#include <omp.h>
 #include <string.h>
 
 #if defined(__clang__)
@@ -135,16 +136,6 @@ void RNAME(ssd_step)(const ssd_dims *d, real *y, const real *x, const real *dt, 
 }
 
 /* ---- blocking and work space ------------------------------------------------------------ */
-
-/* BLAS runs single-threaded inside our own parallel regions (no nested thread pools). */
-static int blas_single_begin(void) {
-    int n = openblas_get_num_threads();
-    if (n > 1) openblas_set_num_threads(1);
-    return n;
-}
-static void blas_single_end(int n) {
-    if (n > 1) openblas_set_num_threads(n);
-}
 
 static int64_t rup(int64_t n) { return (n + 15) / 16 * 16; }
 
@@ -396,7 +387,7 @@ void RNAME(ssd_forward)(const ssd_dims *d, real *y, const real *x, const real *d
     if (d->B <= 0) return;
     plan p = plan_make(d);
     const int64_t Q = d->Q, N = d->N, P = d->P, T = d->T;
-    int nthr = blas_single_begin();
+    int nthr = ssmlm_blas_serial_begin(omp_get_max_threads());
     build_cbc(d, &p, Bm, Cm, work);
 #pragma omp parallel for schedule(dynamic, 1)
     for (int64_t u = 0; u < p.nblk; u++) {
@@ -439,7 +430,7 @@ void RNAME(ssd_forward)(const ssd_dims *d, real *y, const real *x, const real *d
         }
         if (state1) state_store(d, &k, k.St, state1);
     }
-    blas_single_end(nthr);
+    ssmlm_blas_serial_end(nthr);
 }
 
 /* ---- backward --------------------------------------------------------------------------- */
@@ -582,7 +573,7 @@ void RNAME(ssd_backward)(const ssd_dims *d, const real *dy, const real *dstate1,
         if (dD) dD[h] = 0;
     }
     if (d->B <= 0) return;
-    int nthr = blas_single_begin();
+    int nthr = ssmlm_blas_serial_begin(omp_get_max_threads());
     build_cbc(d, &p, Bm, Cm, work);
 #pragma omp parallel for schedule(dynamic, 1)
     for (int64_t u = 0; u < p.nblk; u++) {
@@ -667,5 +658,5 @@ void RNAME(ssd_backward)(const ssd_dims *d, const real *dy, const real *dstate1,
             if (dD) dD[k.h0 + j] += k.dDp[j];
         }
     }
-    blas_single_end(nthr);
+    ssmlm_blas_serial_end(nthr);
 }
