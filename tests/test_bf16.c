@@ -140,10 +140,10 @@ static void test_kernels(void) {
         {blocked, "bf16 blocked sgemm", 1},
     };
     printf("small-M kernel: %s tiles\n", smallm_uses_avx512() ? "AVX-512" : "portable");
-    float *x = malloc(17 * 257 * sizeof(float)), *w = malloc(257 * 257 * sizeof(float));
+    float *x = malloc(32 * 257 * sizeof(float)), *w = malloc(257 * 257 * sizeof(float));
     float *wr = malloc(257 * 257 * sizeof(float)), *b = malloc(257 * sizeof(float));
-    float *y = malloc(17 * 257 * sizeof(float)), *yr = malloc(17 * 257 * sizeof(float));
-    double *want = malloc(17 * 257 * sizeof(double)), *scale = malloc(17 * 257 * sizeof(double));
+    float *y = malloc(32 * 257 * sizeof(float)), *yr = malloc(32 * 257 * sizeof(float));
+    double *want = malloc(32 * 257 * sizeof(double)), *scale = malloc(32 * 257 * sizeof(double));
     uint16_t *wb = malloc(257 * 257 * sizeof(uint16_t));
     uint64_t seed = 3;
     double worst[4][2] = {{0}};
@@ -155,7 +155,8 @@ static void test_kernels(void) {
             fill_uniform(b, N, 1.0, &seed);
             bf16_round_array(wb, w, N * K);
             bf16_widen_array(wr, wb, N * K);
-            for (int64_t M = 1; M <= 17; M++) {
+            /* every M up to 17 (tiles of 4 and 8 rows of x and their remainders), and 24 and 32 */
+            for (int64_t M = 1; M <= 32; M = M < 17 ? M + 1 : M + 8 - (M == 17)) {
                 fill_uniform(x, M * K, 1.0, &seed);
                 for (int bias = 0; bias < 2; bias++) {
                     const float *bb = bias ? b : NULL;
