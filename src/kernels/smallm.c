@@ -3,18 +3,21 @@
  * large M (prefill) through blocks widened for BLAS sgemm.  See bf16.h.
  *
  * Small-M kernel: each OpenMP thread takes a contiguous range of output rows (weight rows).
- *   M <= 4: the weight rows one after the other, each dotted with all M rows of x (in L1) with
- *     several accumulators along k: the weights stream strictly sequentially (interleaving
- *     several weight rows ran at about half the memory bandwidth on the development machine).
- *   M > 4: tiles of several rows of x by several weight rows (fewer loads per multiply-add).
+ *   Few rows of x (M = 1 with AVX-512, M <= 4 portable): the weight rows one after the other,
+ *     each dotted with all M rows of x (in L1) with several accumulators along k: the weights
+ *     stream strictly sequentially (interleaving several weight rows without prefetching ran at
+ *     about half the memory bandwidth on the development machine).
+ *   More rows of x: tiles of several rows of x by several weight rows (fewer loads per
+ *     multiply-add).
  * Two tile versions:
  *   AVX-512 (intrinsics, when the compiler targets AVX-512 F/BW/VL): 16 lanes, bf16 widened by
- *     vpmovzxwd + shift, the K % 16 tail through masked loads.  M > 4: up to 8 rows of x by 3
+ *     vpmovzxwd + shift, the K % 16 tail through masked loads.  M >= 2: up to 8 rows of x by 3
  *     weight rows (24 accumulators); per 16 k the 3 weight vectors are loaded (and widened)
  *     once and each row of x once, and the weight rows PF_TILES tiles ahead are prefetched into
  *     L2 (measured at M = 8, fp32, 768 x 3352 weights from memory: 870 us with 4 x 4 tiles and
- *     no prefetch, 450-490 us so; the hardware prefetcher alone does not keep 3 short
- *     interleaved rows streaming while the core is busy multiplying);
+ *     no prefetch, ~365 us so, the memory-bound time being ~320 us; the hardware prefetcher
+ *     alone does not keep 3 short interleaved rows streaming while the core is busy
+ *     multiplying);
  *   portable (GCC/Clang vector extensions): one native vector (8 lanes with AVX, 4 with SSE or
  *     NEON), tiles of 4 rows of x by 2 weight rows, a scalar tail.  Built everywhere and tested
  *     against the reference even where AVX-512 is used.
@@ -41,7 +44,10 @@
 #define PF_TILES 4  /* ... prefetch distance, in tiles */
 #define KU_MAX 4    /* accumulators along k per output */
 #define BF16_BLOCK_ELEMS (1 << 21) /* widened weights per sgemm of the blocked product: 8 MiB */
-#define SEQ_MAX_M 4 /* up to this many rows of x: weight rows streamed one after the other */
+/* up to this many rows of x: weight rows streamed one after the other (AVX-512: the tiles with
+ * prefetch are as fast at M = 1 and faster from M = 2, measured 10-35 % at M = 2-4 in bf16) */
+#define SEQ_MAX_M_VX 4
+#define SEQ_MAX_M_512 1
 
 /* ---- portable tile ------------------------------------------------------------------------ */
 /* lanes: one native vector register (AVX: 8 floats; SSE, NEON: 4) */
@@ -204,7 +210,7 @@ static inline __attribute__((always_inline)) void tile_512(float *y, int64_t ldy
         }
 }
 
-/* y[r, j] (+ b_j) for r < mr <= MR_W rows of x, j < nr <= NR_W weight rows (M > 4): per 16 k,
+/* y[r, j] (+ b_j) for r < mr <= MR_W rows of x, j < nr <= NR_W weight rows (M >= 2): per 16 k,
  * the nr weight vectors first (widened once when bf16), then each row of x once, into mr x nr
  * accumulators.  pf (may be NULL): weights to bring into L2 meanwhile, pf_len bytes from pf, nr
  * cache lines per 16 k (as many as an fp32 tile consumes). */
@@ -230,6 +236,11 @@ static inline __attribute__((always_inline)) void tile_512_wide(float *y, int64_
         #pragma GCC unroll 8
         for (int r = 0; r < mr; r++) {
             __m512 xv = _mm512_loadu_ps(x + r * K + k);
+            /* keep xv in a register: folded into each multiply-add as a memory operand (what
+             * gcc does by itself) it is loaded nr times, and the loads, not the multiply-adds,
+             * bound the loop (M = 8 fp32 from memory: 490 -> 365 us; 8 x 768 x 420 in cache:
+             * 57 -> 95 GFMA/s on the 2 cores) */
+            __asm__("" : "+v"(xv));
             #pragma GCC unroll 3
             for (int j = 0; j < nr; j++) acc[r][j] = _mm512_fmadd_ps(xv, wv[j], acc[r][j]);
         }
@@ -255,7 +266,7 @@ static inline __attribute__((always_inline)) void tile_512_wide(float *y, int64_
         }
 }
 
-/* Columns [n0, n1) of y[M, N] with the wide tiles (M > 4); bf16 a constant. */
+/* Columns [n0, n1) of y[M, N] with the wide tiles (M >= 2); bf16 a constant. */
 static inline __attribute__((always_inline)) void cols_512_wide(int bf16, float *y, const float *x, const char *w,
                                                                 const float *b, int64_t M, int64_t N, int64_t K,
                                                                 int64_t n0, int64_t n1) {
@@ -317,7 +328,7 @@ static inline __attribute__((always_inline)) void all_rows_of_x(int avx512, floa
     }
 }
 
-/* Output columns [n0, n1) of y[M, N].  Few rows of x (M <= SEQ_MAX_M): the weight rows one after
+/* Output columns [n0, n1) of y[M, N].  Few rows of x (M <= SEQ_MAX_M_*): the weight rows one after
  * the other, each with all rows of x and several accumulators along k, so that the weights stream
  * sequentially (several rows interleaved ran at half the memory bandwidth here).  More rows of x:
  * groups of NR weight rows per tile, fewer loads per multiply-add.  avx512 and bf16 are constants
@@ -326,7 +337,7 @@ static inline __attribute__((always_inline)) void cols_impl(int avx512, int bf16
                                                             const char *w, const float *b, int64_t M, int64_t N,
                                                             int64_t K, int64_t n0, int64_t n1) {
     size_t ws = (size_t)K * (bf16 ? 2 : 4);
-    if (M <= SEQ_MAX_M) {
+    if (M <= (avx512 ? SEQ_MAX_M_512 : SEQ_MAX_M_VX)) {
         for (int64_t n = n0; n < n1; n++) {
             if (M == 1) tile(avx512, y + n, N, x, w + n * ws, b ? b + n : NULL, K, 1, 1, 4, bf16);
             else all_rows_of_x(avx512, y + n, N, x, w + n * ws, b ? b + n : NULL, M, K, 1, 2, bf16);
@@ -357,7 +368,7 @@ static void smallm_impl(int avx512, float *y, const float *x, const void *w, int
     SSMLM_ASSERT(!avx512 || HAVE_AVX512);
     if (M <= 0 || N <= 0) return;
     /* each thread a contiguous range of whole tiles of output rows */
-    int64_t unit = avx512 && M > SEQ_MAX_M ? NR_W : 4, units = (N + unit - 1) / unit;
+    int64_t unit = avx512 && M > SEQ_MAX_M_512 ? NR_W : 4, units = (N + unit - 1) / unit;
     /* a parallel region costs microseconds (more with passive waiting): only for real work */
 #pragma omp parallel if (N * K * (M < MR ? M : MR) >= ((int64_t)1 << 18))
     {
