@@ -485,8 +485,10 @@ static void test_kernel_decode_cache(int64_t B, int64_t Hq, int64_t Hk, int64_t 
     free(w);
 }
 
-/* Odd shapes: B 1..3, G = 1, 2, 4, head dims 1, 7, 64, 80, contexts of one key, of several
- * chunks not a multiple of the chunk, of several spans (up to the 16-span cap) and ragged. */
+/* Odd shapes: B 1..3, G = 1, 2, 3, 4, 5, 8, head dims 1, 7, 80 (plain loops) and 16, 32, 64, 128
+ * (fp32 register tiles, heads in tiles of 4 or 2 and their remainders), contexts of one key,
+ * of several chunks not a multiple of the chunk, of several spans (up to the 16-span cap) and
+ * ragged. */
 static void test_kernel_decode_shapes(void) {
     const int64_t l1[] = {0}, l2[] = {4999}, l3[] = {1300, 64, 0}, l4[] = {700, 257},
                   l5[] = {2047, 1000, 511}, l6[] = {900}, l7[] = {300, 299}, l8[] = {8191};
@@ -498,6 +500,10 @@ static void test_kernel_decode_shapes(void) {
     test_kernel_decode_cache(1, 64, 16, 7, l6); /* many heads: shorter chunks */
     test_kernel_decode_cache(2, 6, 3, 1, l7);
     test_kernel_decode_cache(1, 2, 2, 64, l8); /* spans longer than the minimum */
+    test_kernel_decode_cache(2, 10, 2, 16, l4); /* G 5: a tile of 4 heads and one of 1 */
+    test_kernel_decode_cache(1, 6, 2, 32, l6);  /* G 3 */
+    test_kernel_decode_cache(2, 16, 2, 128, l7); /* G 8, hd 128: tiles of 2 heads */
+    test_kernel_decode_cache(1, 4, 4, 128, l1);
 }
 
 /* Rope: the inverse undoes the rotation, and rotation preserves the norm of each pair. */

@@ -277,6 +277,154 @@ static inline void axpy(real *restrict y, real a, const real *restrict x, int64_
     for (int64_t d = 0; d < n; d++) y[d] += a * x[d];
 }
 
+#if !REAL_IS_F64
+/* ---- fp32 register tiles for GQA decode (head dims of 16, 32, 64 or 128) ----------------
+ * With GQA the plain loops below cost ~G times more instructions per byte of cache than
+ * without (each head re-reads its k and v rows from L1 and keeps its accumulator in memory);
+ * these keep the query rows of up to 4 heads of a group, or their output accumulators, in
+ * vector registers across a chunk of keys, load each k and v row once per group, and reduce
+ * each score with a 4-step shuffle tree.  Vectors of 16 floats (GCC/Clang vector extensions:
+ * one AVX-512 register, two AVX ones elsewhere).  hybrid-130m (12 heads, 3 kv heads, 64
+ * dims), batch 8 x 16K: 50-55 -> 42-43 ms per step. */
+typedef float v16f __attribute__((vector_size(64)));
+typedef int32_t v16i __attribute__((vector_size(64)));
+
+static inline __attribute__((always_inline)) v16f ld16(const float *p) {
+    v16f v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* lanes of v permuted by constant indices (gcc and clang spell it differently) */
+#if defined(__clang__)
+#define SHUF16(v, ...) __builtin_shufflevector(v, v, __VA_ARGS__)
+#else
+#define SHUF16(v, ...) __builtin_shuffle(v, (v16i){__VA_ARGS__})
+#endif
+
+static inline __attribute__((always_inline)) float hsum16(v16f v) {
+    v += SHUF16(v, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7);
+    v += SHUF16(v, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+    v += SHUF16(v, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+    v += SHUF16(v, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+    return v[0];
+}
+
+/* Rows to request into L2 while a tile walks a chunk: row j of the tile's walk requests the
+ * cache row at p + j * ldt (n reals) for j < rows; spread over the walk (a burst of a chunk's
+ * worth of prefetches at once stalls on the miss queues). */
+typedef struct tile_prefetch {
+    const float *p;
+    int64_t rows, ldt, n;
+} tile_prefetch;
+
+static inline __attribute__((always_inline)) void tile_prefetch_row(const tile_prefetch *pf, int64_t j) {
+    if (pf && j < pf->rows) prefetch_row(pf->p + j * pf->ldt, pf->n);
+}
+
+/* sc[h * chunk + j] = scale q_h . k_j for the hp heads h0.. of kv head g, keys c0 .. c0+nc-1;
+ * nv = hd / 16 vectors per row (hp * nv <= 16). */
+static inline __attribute__((always_inline)) void tile_scores(const float *q, const float *K, int64_t ldt,
+                                                              int64_t c0, int64_t nc, int64_t g, int64_t h0,
+                                                              int hp, int nv, float scale, float *sc,
+                                                              int64_t chunk, const tile_prefetch *pf) {
+    int64_t hd = 16 * (int64_t)nv;
+    v16f qv[4][8];
+    for (int h = 0; h < hp; h++)
+        for (int v = 0; v < nv; v++) qv[h][v] = ld16(q + (h0 + h) * hd + 16 * v);
+    for (int64_t j = 0; j < nc; j++) {
+        tile_prefetch_row(pf, j);
+        const float *kr = K + (c0 + j) * ldt + g * hd;
+        v16f kv[8];
+        for (int v = 0; v < nv; v++) kv[v] = ld16(kr + 16 * v);
+        for (int h = 0; h < hp; h++) {
+            v16f a = qv[h][0] * kv[0];
+            for (int v = 1; v < nv; v++) a += qv[h][v] * kv[v];
+            sc[(h0 + h) * chunk + j] = scale * hsum16(a);
+        }
+    }
+}
+
+/* acc_h += sum_j sc[h * chunk + j] v_j for the hp heads h0.. of kv head g. */
+static inline __attribute__((always_inline)) void tile_values(float *acc, const float *V, int64_t ldt, int64_t c0,
+                                                              int64_t nc, int64_t g, int64_t h0, int hp, int nv,
+                                                              const float *sc, int64_t chunk,
+                                                              const tile_prefetch *pf) {
+    int64_t hd = 16 * (int64_t)nv;
+    v16f av[4][8];
+    for (int h = 0; h < hp; h++)
+        for (int v = 0; v < nv; v++) av[h][v] = ld16(acc + (h0 + h) * hd + 16 * v);
+    for (int64_t j = 0; j < nc; j++) {
+        tile_prefetch_row(pf, j);
+        const float *vr = V + (c0 + j) * ldt + g * hd;
+        v16f vv[8];
+        for (int v = 0; v < nv; v++) vv[v] = ld16(vr + 16 * v);
+        for (int h = 0; h < hp; h++) {
+            float p = sc[(h0 + h) * chunk + j];
+            for (int v = 0; v < nv; v++) av[h][v] += p * vv[v];
+        }
+    }
+    for (int h = 0; h < hp; h++)
+        for (int v = 0; v < nv; v++) memcpy(acc + (h0 + h) * hd + 16 * v, &av[h][v], sizeof av[h][v]);
+}
+
+/* Both passes over heads [h0, h0 + n) of kv head g, in tiles of up to hpmax heads; nv a
+ * constant at each call site. */
+#define TILE_HEADS(CALL, HPMAX)                                                                                     \
+    for (int64_t h = h0; h < h0 + n;) {                                                                          \
+        int64_t r = h0 + n - h;                                                                                  \
+        int hp = r >= (HPMAX) ? (HPMAX) : (int)r;                                                                \
+        switch (hp) {                                                                                            \
+        case 4: CALL(4); break;                                                                                  \
+        case 3: CALL(3); break;                                                                                  \
+        case 2: CALL(2); break;                                                                                  \
+        default: CALL(1); break;                                                                                 \
+        }                                                                                                        \
+        h += hp;                                                                                                 \
+    }
+
+static inline __attribute__((always_inline)) void group_scores(int nv, const float *q, const float *K, int64_t ldt,
+                                                               int64_t c0, int64_t nc, int64_t g, int64_t h0,
+                                                               int64_t n, float scale, float *sc, int64_t chunk,
+                                                               const tile_prefetch *pf) {
+#define SC(HP) tile_scores(q, K, ldt, c0, nc, g, h, HP, nv, scale, sc, chunk, h == h0 ? pf : NULL)
+    TILE_HEADS(SC, nv == 8 ? 2 : 4)
+#undef SC
+}
+
+static inline __attribute__((always_inline)) void group_values(int nv, float *acc, const float *V, int64_t ldt,
+                                                               int64_t c0, int64_t nc, int64_t g, int64_t h0,
+                                                               int64_t n, const float *sc, int64_t chunk,
+                                                               const tile_prefetch *pf) {
+#define VA(HP) tile_values(acc, V, ldt, c0, nc, g, h, HP, nv, sc, chunk, h == h0 ? pf : NULL)
+    TILE_HEADS(VA, nv == 8 ? 2 : 4)
+#undef VA
+}
+#undef TILE_HEADS
+
+/* Scores (values = 0) or values (values = 1) of a chunk for every kv head; 0 when hd has no
+ * tile (the caller then runs the plain loops). */
+static int tiled_chunk(int values, int64_t hd, const float *q, const float *KV, int64_t ldt, int64_t c0, int64_t nc,
+                       int64_t Hk, int64_t G, float scale, float *sc, float *acc, int64_t chunk,
+                       const tile_prefetch *pf0) {
+    for (int64_t g = 0; g < Hk; g++) {
+        int64_t h0 = g * G;
+        const tile_prefetch *pf = g == 0 ? pf0 : NULL; /* the first walk over the chunk */
+        switch (hd) {
+#define CASE(NV)                                                                                                  \
+    case 16 * NV:                                                                                                 \
+        if (values) group_values(NV, acc, KV, ldt, c0, nc, g, h0, G, sc, chunk, pf);                              \
+        else group_scores(NV, q, KV, ldt, c0, nc, g, h0, G, scale, sc, chunk, pf);                                \
+        break;
+            CASE(1) CASE(2) CASE(4) CASE(8)
+#undef CASE
+        default: return 0;
+        }
+    }
+    return 1;
+}
+#endif
+
 /* Keys j0 .. j1-1 (j0 < j1) of one sequence for every query head h (kv head g = h / G):
  *   q: [Hq, hd];  key j of kv head g at K + j*ldt + g*hd, value likewise at V;
  *   out (decode_item_size reals): acc [Hq, hd] = sum_j exp(s_hj - m_h) v_j |
@@ -288,17 +436,27 @@ static void decode_span(const real *q, const real *K, const real *V, int64_t ldt
     int64_t ahead = DECODE_PREFETCH_BYTES / (ldt * (int64_t)sizeof(real));
     ahead = ahead < 4 ? 4 : ahead;
     real *acc = out, *m = acc + Hq * hd, *l = m + Hq, *sc = l + Hq;
+    /* fp32, GQA (G >= 2) with a head dim of 16, 32, 64 or 128: the register tiles.  Without GQA
+     * the plain loops read each cache row once, in order, and were measured faster
+     * (transformer-130m, batch 8 x 4K: 106 vs 114 ms per step) */
+    int tiled = !REAL_IS_F64 && G >= 2 && (hd == 16 || hd == 32 || hd == 64 || hd == 128);
     for (int64_t i = 0; i < Hq * (hd + 2); i++) out[i] = 0;
     for (int64_t c0 = j0; c0 < j1; c0 += chunk) {
         int64_t nc = j1 - c0 < chunk ? j1 - c0 : chunk;
         /* s_hj = scale q_h . k_j  [Hq, nc], row by row through the cache */
-        for (int64_t j = 0; j < nc; j++) {
-            const real *kr = K + (c0 + j) * ldt;
-            if (c0 + j + ahead < j1) prefetch_row(kr + ahead * ldt, kvw);
-            for (int64_t g = 0; g < Hk; g++)
-                for (int64_t h = g * G; h < (g + 1) * G; h++)
-                    sc[h * chunk + j] = scale * dot(q + h * hd, kr + g * hd, hd);
-        }
+        if (tiled) {
+#if !REAL_IS_F64
+            tile_prefetch pf = {K + (c0 + ahead) * ldt, j1 - (c0 + ahead), ldt, kvw};
+            tiled_chunk(0, hd, q, K, ldt, c0, nc, Hk, G, scale, sc, NULL, chunk, &pf);
+#endif
+        } else
+            for (int64_t j = 0; j < nc; j++) {
+                const real *kr = K + (c0 + j) * ldt;
+                if (c0 + j + ahead < j1) prefetch_row(kr + ahead * ldt, kvw);
+                for (int64_t g = 0; g < Hk; g++)
+                    for (int64_t h = g * G; h < (g + 1) * G; h++)
+                        sc[h * chunk + j] = scale * dot(q + h * hd, kr + g * hd, hd);
+            }
         for (int64_t h = 0; h < Hq; h++) {
             real *s = sc + h * chunk, mc = s[0];
 #pragma omp simd reduction(max : mc)
@@ -321,13 +479,19 @@ static void decode_span(const real *q, const real *K, const real *V, int64_t ldt
             l[h] += lc;
         }
         /* acc_h += sum_j p_hj v_j, row by row */
-        for (int64_t j = 0; j < nc; j++) {
-            const real *vr = V + (c0 + j) * ldt;
-            if (c0 + j + ahead < j1) prefetch_row(vr + ahead * ldt, kvw);
-            for (int64_t g = 0; g < Hk; g++)
-                for (int64_t h = g * G; h < (g + 1) * G; h++)
-                    axpy(acc + h * hd, sc[h * chunk + j], vr + g * hd, hd);
-        }
+        if (tiled) {
+#if !REAL_IS_F64
+            tile_prefetch pf = {V + (c0 + ahead) * ldt, j1 - (c0 + ahead), ldt, kvw};
+            tiled_chunk(1, hd, NULL, V, ldt, c0, nc, Hk, G, 0, sc, acc, chunk, &pf);
+#endif
+        } else
+            for (int64_t j = 0; j < nc; j++) {
+                const real *vr = V + (c0 + j) * ldt;
+                if (c0 + j + ahead < j1) prefetch_row(vr + ahead * ldt, kvw);
+                for (int64_t g = 0; g < Hk; g++)
+                    for (int64_t h = g * G; h < (g + 1) * G; h++)
+                        axpy(acc + h * hd, sc[h * chunk + j], vr + g * hd, hd);
+            }
     }
 }
 
