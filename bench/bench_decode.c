@@ -4,7 +4,8 @@
  * forward.
  *
  *   BW      read-only sum over a 1 GiB float array, 2 threads, 64 independent accumulators per
- *           thread; median of 5 passes, GB = 1e9 bytes.
+ *           thread, GB = 1e9 bytes; sampled (median of 3 passes) next to every timing it is
+ *           compared with, since the bandwidth of a virtual machine drifts (see bw_init).
  *   bytes per step (B sequences at context L):
  *           (bytes of the parameters read per step, as stored: 4 per fp32 value, 2 per bf16 one;
  *            every weight matrix once, the tied embedding/LM head counted once; an untied
@@ -15,9 +16,10 @@
  * Part 1: short context (prefill 64, then 64 timed steps, median over repetitions), batch 1:
  *         mamba2-130m, hybrid-130m, transformer-130m and the ~1B models hybrid-840m and
  *         transformer-840m (d_model 1024, 48 layers; --no-1b leaves them out), each with fp32
- *         and with bf16 weights (SSMLM_MODEL_BF16_WEIGHTS), and the bf16 / fp32 speedup.
+ *         and with bf16 weights (SSMLM_MODEL_BF16_WEIGHTS), and the bf16 / fp32 speedup; the two
+ *         weight settings alternate, each repetition after its own bandwidth sample.
  * Part 2: time per step vs context (paper Figure 5): transformer-130m and hybrid-130m at each
- *         batch and context, then timed steps; the speedup of the hybrid next to the speedup
+ *         batch and context, timed in alternating rounds; the speedup of the hybrid next to the speedup
  *         predicted from bytes per step; an SVG plot of ms per generated token vs context
  *         (log-log) to --svg PATH (default bench/fig5_decode.svg when run from the repository
  *         root, else fig5_decode.svg).
