@@ -219,13 +219,30 @@ static void test_evaluate(ssmlm_model *m) {
     CHECK(ssmlm_pb_evaluate(m, &c, NULL, pts, NULL) == SSMLM_ERR_INVALID, "max_new 5 rejected");
 }
 
+/* The JSON writers of src/base: escaping in both byte policies, and numbers that read back
+ * exactly (shortest form) or as null. */
 static void test_json_string(void) {
     ssmlm_text t = {0};
-    ssmlm_json_string(&t, "a\"b\\c\n\x01\xff");
-    CHECK(t.s && strcmp(t.s, "\"a\\\"b\\\\c\\u000a\\u0001\\u00ff\"") == 0, "escaped: %s", t.s ? t.s : "(null)");
+    ssmlm_json_string(&t, "a\"b\\c\n\t\x01\x7f\xff", 1);
+    CHECK(t.s && strcmp(t.s, "\"a\\\"b\\\\c\\n\\t\\u0001\\u007f\\u00ff\"") == 0, "escaped: %s", t.s ? t.s : "(null)");
     cJSON *j = cJSON_Parse(t.s);
-    CHECK(cJSON_IsString(j), "escaped string parses");
+    CHECK(cJSON_IsString(j) && strcmp(j->valuestring, "a\"b\\c\n\t\x01\x7f\xc3\xbf") == 0, "escaped string parses back");
     cJSON_Delete(j);
+    ssmlm_text_free(&t);
+    ssmlm_json_string(&t, "caf\xc3\xa9", 0); /* UTF-8 kept as is */
+    CHECK(t.s && strcmp(t.s, "\"caf\xc3\xa9\"") == 0, "utf-8 copied: %s", t.s ? t.s : "(null)");
+    ssmlm_text_free(&t);
+    const double xs[] = {0.1, 1.0 / 3.0, -2.5e-300, 123456789.0, 0.0};
+    for (int i = 0; i < 5; i++) {
+        ssmlm_json_number(&t, xs[i]);
+        CHECK(t.s && strtod(t.s, NULL) == xs[i], "number %.17g written as %s", xs[i], t.s ? t.s : "(null)");
+        ssmlm_text_free(&t);
+    }
+    ssmlm_json_number(&t, 0.1);
+    CHECK(t.s && strcmp(t.s, "0.1") == 0, "shortest form: %s", t.s ? t.s : "(null)");
+    ssmlm_text_free(&t);
+    ssmlm_json_number(&t, NAN);
+    CHECK(t.s && strcmp(t.s, "null") == 0, "NaN written as null: %s", t.s ? t.s : "(null)");
     ssmlm_text_free(&t);
 }
 

@@ -57,6 +57,16 @@ typedef struct ssmlm_text {
 void ssmlm_text_printf(ssmlm_text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void ssmlm_text_free(ssmlm_text *t);
 
+/* JSON values appended to a text (the one writer of every JSON file ssmlm produces).
+ * ssmlm_json_string: a string literal, quotes included: '"' and '\\' escaped, newline and tab
+ * as \n and \t, other bytes below 0x20 and 0x7f as \u00XX; with ascii_only every byte >= 0x80
+ * too (each byte as the code point of its value: for byte strings that need not be UTF-8, such
+ * as a model's output), otherwise such bytes are copied (UTF-8 text stays readable).
+ * ssmlm_json_number: a finite x as the shortest %.Ng (N = 15..17) that reads back as exactly x;
+ * null when x is NaN or infinite. */
+void ssmlm_json_string(ssmlm_text *t, const char *s, int ascii_only);
+void ssmlm_json_number(ssmlm_text *t, double x);
+
 /* splitmix64-seeded xoshiro256** RNG. */
 typedef struct ssmlm_rng { uint64_t s[4]; } ssmlm_rng;
 void ssmlm_rng_seed(ssmlm_rng *r, uint64_t seed);

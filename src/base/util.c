@@ -272,6 +272,31 @@ void ssmlm_text_printf(ssmlm_text *t, const char *fmt, ...) {
     }
 }
 
+void ssmlm_json_string(ssmlm_text *t, const char *s, int ascii_only) {
+    ssmlm_text_printf(t, "\"");
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\') ssmlm_text_printf(t, "\\%c", *p);
+        else if (*p == '\n') ssmlm_text_printf(t, "\\n");
+        else if (*p == '\t') ssmlm_text_printf(t, "\\t");
+        else if (*p < 0x20 || *p == 0x7f || (ascii_only && *p >= 0x80)) ssmlm_text_printf(t, "\\u%04x", *p);
+        else ssmlm_text_printf(t, "%c", *p);
+    }
+    ssmlm_text_printf(t, "\"");
+}
+
+void ssmlm_json_number(ssmlm_text *t, double x) {
+    if (!isfinite(x)) {
+        ssmlm_text_printf(t, "null");
+        return;
+    }
+    char buf[40];
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(buf, sizeof buf, "%.*g", prec, x);
+        if (strtod(buf, NULL) == x) break;
+    }
+    ssmlm_text_printf(t, "%s", buf);
+}
+
 void ssmlm_text_free(ssmlm_text *t) {
     free(t->s);
     memset(t, 0, sizeof *t);

@@ -198,22 +198,6 @@ done:
 
 /* ---- JSON ---------------------------------------------------------------------------------- */
 
-void ssmlm_json_string(ssmlm_text *t, const char *s) {
-    ssmlm_text_printf(t, "\"");
-    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-        if (*c == '"' || *c == '\\') ssmlm_text_printf(t, "\\%c", *c);
-        else if (*c < 0x20 || *c >= 0x7f) ssmlm_text_printf(t, "\\u%04x", *c);
-        else ssmlm_text_printf(t, "%c", *c);
-    }
-    ssmlm_text_printf(t, "\"");
-}
-
-/* A finite number with round-trip precision, or null. */
-static void json_num(ssmlm_text *t, double x) {
-    if (isfinite(x)) ssmlm_text_printf(t, "%.17g", x);
-    else ssmlm_text_printf(t, "null");
-}
-
 void ssmlm_pb_json(ssmlm_text *t, const ssmlm_pb_config *c, const ssmlm_pb_point *points,
                    const ssmlm_pb_sample *samples) {
     ssmlm_text_printf(t, "{\"layout\": \"%s\", \"books\": %lld, \"seed\": %llu, \"max_new\": %lld, \"points\": [",
@@ -223,19 +207,19 @@ void ssmlm_pb_json(ssmlm_text *t, const ssmlm_pb_config *c, const ssmlm_pb_point
         const ssmlm_pb_point *p = &points[i];
         ssmlm_text_printf(t, "%s\n  {\"entries\": %lld, \"samples\": %lld, \"prompt_tokens\": ", i ? "," : "",
                           (long long)p->n_entries, (long long)p->samples);
-        json_num(t, p->prompt_tokens);
+        ssmlm_json_number(t, p->prompt_tokens);
         ssmlm_text_printf(t, ", \"accuracy\": ");
-        json_num(t, p->accuracy);
+        ssmlm_json_number(t, p->accuracy);
         ssmlm_text_printf(t, ", \"accuracy_std\": ");
-        json_num(t, p->accuracy_std);
+        ssmlm_json_number(t, p->accuracy_std);
         ssmlm_text_printf(t, ", \"accuracy_se\": ");
-        json_num(t, p->accuracy_se);
+        ssmlm_json_number(t, p->accuracy_se);
         ssmlm_text_printf(t, ", \"correct_digits\": ");
-        json_num(t, p->digits);
+        ssmlm_json_number(t, p->digits);
         ssmlm_text_printf(t, ", \"correct_digits_wrong\": ");
-        json_num(t, p->digits_wrong);
+        ssmlm_json_number(t, p->digits_wrong);
         ssmlm_text_printf(t, ", \"correct_prefix\": ");
-        json_num(t, p->prefix);
+        ssmlm_json_number(t, p->prefix);
         ssmlm_text_printf(t, "}");
     }
     ssmlm_text_printf(t, "]");
@@ -246,9 +230,9 @@ void ssmlm_pb_json(ssmlm_text *t, const ssmlm_pb_config *c, const ssmlm_pb_point
             const ssmlm_pb_sample *s = &samples[i];
             ssmlm_text_printf(t, "%s\n  {\"entries\": %lld, \"book\": %lld, \"prompt_tokens\": %lld, \"label\": ",
                               i ? "," : "", (long long)s->n_entries, (long long)s->book, (long long)s->prompt_tokens);
-            ssmlm_json_string(t, s->label);
+            ssmlm_json_string(t, s->label, 1);
             ssmlm_text_printf(t, ", \"prediction\": ");
-            ssmlm_json_string(t, s->pred);
+            ssmlm_json_string(t, s->pred, 1);
             ssmlm_text_printf(t, ", \"correct\": %d, \"digits\": %d, \"prefix\": %d}", s->correct, s->digits, s->prefix);
         }
         ssmlm_text_printf(t, "]");

@@ -86,7 +86,5 @@ ssmlm_status ssmlm_pb_evaluate(ssmlm_model *m, const ssmlm_pb_config *c, ssmlm_p
  * sample ("entries", "book", "label", "prediction", "correct", "digits", "prefix"). */
 void ssmlm_pb_json(ssmlm_text *t, const ssmlm_pb_config *c, const ssmlm_pb_point *points,
                    const ssmlm_pb_sample *samples);
-/* Appends s as a JSON string literal (quotes included; bytes outside printable ASCII as \u00XX). */
-void ssmlm_json_string(ssmlm_text *t, const char *s);
 
 #endif

@@ -671,7 +671,7 @@ static ssmlm_status write_report(const ssmlm_repro_options *o, const pb_plan *p,
     for (int a = 0; a < PB_N_ARCH; a++) {
         const ssmlm_pb_sample *s = &r[a].smp[0][(int64_t)(p->n_lengths - 1) * p->books];
         ssmlm_text q = {0};
-        ssmlm_json_string(&q, s->pred);
+        ssmlm_json_string(&q, s->pred, 1);
         ssmlm_text_printf(&t, "- %s: label `%s`, answer %s (%d correct digits)\n", k_arch_label[a], s->label,
                           q.s ? q.s : "\"\"", s->digits);
         ssmlm_text_free(&q);

@@ -617,21 +617,20 @@ static void table_write(ssmlm_text *t, const ratio_run *runs) {
     }
 }
 
-/* A JSON number, or null when x is not finite (a part with no tokens, a quarter with no steps). */
-static const char *jnum(char buf[32], double x) {
-    if (isfinite(x)) snprintf(buf, 32, "%.6f", x);
-    else snprintf(buf, 32, "null");
-    return buf;
-}
-
+/* Losses as JSON numbers; null where not finite (a part with no tokens, a quarter with no steps). */
 static void json_loss(ssmlm_text *t, const repro_mix_loss *l) {
-    char a[32], b[32], c[32];
-    ssmlm_text_printf(t, "{\"all\": %s, \"tokens\": %lld, \"recall\": %s, \"recall_tokens\": %lld, \"other\": %s, "
-                      "\"other_tokens\": %lld", jnum(a, l->all), (long long)l->n_all, jnum(b, l->recall),
-                      (long long)l->n_recall, jnum(c, l->other), (long long)l->n_other);
-    for (int k = 0; k < REPRO_MIX_KINDS; k++)
-        ssmlm_text_printf(t, ", \"%s\": %s, \"%s_tokens\": %lld", repro_mix_kind_name(k), jnum(a, l->kind[k]),
-                          repro_mix_kind_name(k), (long long)l->n_kind[k]);
+    ssmlm_text_printf(t, "{\"all\": ");
+    ssmlm_json_number(t, l->all);
+    ssmlm_text_printf(t, ", \"tokens\": %lld, \"recall\": ", (long long)l->n_all);
+    ssmlm_json_number(t, l->recall);
+    ssmlm_text_printf(t, ", \"recall_tokens\": %lld, \"other\": ", (long long)l->n_recall);
+    ssmlm_json_number(t, l->other);
+    ssmlm_text_printf(t, ", \"other_tokens\": %lld", (long long)l->n_other);
+    for (int k = 0; k < REPRO_MIX_KINDS; k++) {
+        ssmlm_text_printf(t, ", \"%s\": ", repro_mix_kind_name(k));
+        ssmlm_json_number(t, l->kind[k]);
+        ssmlm_text_printf(t, ", \"%s_tokens\": %lld", repro_mix_kind_name(k), (long long)l->n_kind[k]);
+    }
     ssmlm_text_printf(t, "}");
 }
 
@@ -654,14 +653,17 @@ static ssmlm_status results_json(const ssmlm_repro_options *o, const ratio_plan 
         ssmlm_text_printf(&t,
                           "    {\"name\": \"%s\", \"attention_ratio\": %g, \"attention_layers\": %lld, \"attention_pct\": %.4f, "
                           "\"pattern\": \"%s\", \"params\": %lld, \"seed\": %llu, \"steps\": %lld, \"tokens\": %lld, "
-                          "\"train_loss\": %.6f, \"seconds\": %.2f, \"tokens_per_s\": %.1f, \"eval_seconds\": %.2f, ",
+                          "\"seconds\": %.2f, \"tokens_per_s\": %.1f, \"eval_seconds\": %.2f, \"train_loss\": ",
                           r->name, repro_ratio_points[r->point], (long long)r->n_attn, pct(r), r->cfg.pattern,
                           (long long)r->tr.params, (unsigned long long)r->seed, (long long)r->tr.res.steps_done,
-                          (long long)r->tr.tokens, r->tr.res.last_loss, r->tr.res.seconds, r->tr.res.tokens_per_s,
-                          r->eval_seconds);
-        char q[4][32];
-        ssmlm_text_printf(&t, "\"train_loss_quarters\": [%s, %s, %s, %s], \"val\": ", jnum(q[0], r->quarter[0]),
-                          jnum(q[1], r->quarter[1]), jnum(q[2], r->quarter[2]), jnum(q[3], r->quarter[3]));
+                          (long long)r->tr.tokens, r->tr.res.seconds, r->tr.res.tokens_per_s, r->eval_seconds);
+        ssmlm_json_number(&t, r->tr.res.last_loss);
+        ssmlm_text_printf(&t, ", \"train_loss_quarters\": [");
+        for (int k = 0; k < 4; k++) {
+            if (k) ssmlm_text_printf(&t, ", ");
+            ssmlm_json_number(&t, r->quarter[k]);
+        }
+        ssmlm_text_printf(&t, "], \"val\": ");
         json_loss(&t, &r->val);
         ssmlm_text_printf(&t, "}%s\n", i + 1 < N_RUNS ? "," : "");
     }

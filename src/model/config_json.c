@@ -744,62 +744,35 @@ ssmlm_status ssmlm_config_load_json(ssmlm_config *c, const char *path) {
 
 /* ---- writer ------------------------------------------------------------------------------------ */
 
-/* A JSON string literal: quotes, backslashes and control bytes escaped; other bytes as is. */
-static void sb_string(ssmlm_text *b, const char *s) {
-    ssmlm_text_printf(b, "\"");
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\') ssmlm_text_printf(b, "\\%c", *p);
-        else if (*p == '\n') ssmlm_text_printf(b, "\\n");
-        else if (*p == '\t') ssmlm_text_printf(b, "\\t");
-        else if (*p < 0x20 || *p == 0x7f) ssmlm_text_printf(b, "\\u%04x", *p);
-        else ssmlm_text_printf(b, "%c", *p);
-    }
-    ssmlm_text_printf(b, "\"");
-}
-
-/* The shortest %.Ng (N = 15..17) that reads back as exactly v; null if not finite. */
-static void sb_real(ssmlm_text *b, double v) {
-    if (!isfinite(v)) {
-        ssmlm_text_printf(b, "null");
-        return;
-    }
-    char buf[40];
-    for (int prec = 15; prec <= 17; prec++) {
-        snprintf(buf, sizeof buf, "%.*g", prec, v);
-        if (strtod(buf, NULL) == v) break;
-    }
-    ssmlm_text_printf(b, "%s", buf);
-}
-
 static void emit_field(ssmlm_text *b, const field *f, const ssmlm_config *c) {
     const char *base = (const char *)c + f->off;
     switch (f->type) {
     case T_INT: ssmlm_text_printf(b, "%lld", (long long)*(const int64_t *)(const void *)base); break;
-    case T_REAL: sb_real(b, *(const double *)(const void *)base); break;
+    case T_REAL: ssmlm_json_number(b, *(const double *)(const void *)base); break;
     case T_BOOL: ssmlm_text_printf(b, "%s", *(const int *)(const void *)base ? "true" : "false"); break;
     case T_ENUM: {
         int v = *(const int *)(const void *)base;
         const char *name = NULL;
         for (int i = 0; f->names[i].name; i++)
             if (f->names[i].value == v) name = f->names[i].name;
-        if (name) sb_string(b, name);
+        if (name) ssmlm_json_string(b, name, 0);
         else ssmlm_text_printf(b, "null");
         break;
     }
-    case T_FORMAT: sb_string(b, "ssmlm"); break;
+    case T_FORMAT: ssmlm_json_string(b, "ssmlm", 0); break;
     case T_VERSION: ssmlm_text_printf(b, "%d", FORMAT_VERSION); break;
     case T_NAME: {
         char name[sizeof c->name];
         memcpy(name, c->name, sizeof name);
         name[sizeof name - 1] = 0;
-        sb_string(b, name);
+        ssmlm_json_string(b, name, 0);
         break;
     }
     case T_PATTERN: {
         char pat[sizeof c->pattern];
         memcpy(pat, c->pattern, sizeof pat);
         pat[sizeof pat - 1] = 0;
-        sb_string(b, pat);
+        ssmlm_json_string(b, pat, 0);
         break;
     }
     case T_NLAYER: ssmlm_text_printf(b, "%lld", (long long)c->n_layer); break;
