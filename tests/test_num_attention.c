@@ -4,9 +4,11 @@
  * sizes; finite-difference gradients (fp64 build) for MHA / GQA / MQA, with and without rope,
  * biases and conv; prefill + steps == forward for several prefill lengths; the state written
  * by forward == the state built by steps; batch independence of the step. */
+#include "base/base.h"
 #include "golden.h"
 #include "kernels/attention.h"
 #include "layers/layers.h"
+#include <cblas.h>
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -754,6 +756,23 @@ static void test_batch_independence(const at_cfg *f) {
     case_free(&Bc);
 }
 
+/* BLAS made single-threaded around the attention workers: with OpenBLAS's OpenMP build nothing
+ * is changed (its openblas_set_num_threads would also set the OpenMP team size of the caller,
+ * and the workers' own region would then run on one thread); with its pthreads build BLAS runs
+ * on one thread until the end call, which restores the count. */
+static void test_blas_serial(void) {
+    int omp0 = omp_get_max_threads(), blas0 = openblas_get_num_threads();
+    int saved = ssmlm_blas_serial_begin(2);
+    if (openblas_get_parallel() == 2)
+        CHECK(saved == 0 && omp_get_max_threads() == omp0, "OpenMP OpenBLAS: OpenMP threads %d -> %d", omp0,
+              omp_get_max_threads());
+    else
+        CHECK(openblas_get_num_threads() == 1, "pthreads OpenBLAS: BLAS threads %d inside", openblas_get_num_threads());
+    ssmlm_blas_serial_end(saved);
+    CHECK(omp_get_max_threads() == omp0 && openblas_get_num_threads() == blas0, "thread counts restored: %d %d",
+          omp_get_max_threads(), openblas_get_num_threads());
+}
+
 int main(void) {
     char **cases = golden_cases_of_kind("mha");
     int ncases = 0;
@@ -767,6 +786,7 @@ int main(void) {
     test_kernel_strips(2, 1, 2, 2, 4);
     test_kernel_decode();
     test_kernel_decode_shapes();
+    test_blas_serial();
 #if REAL_IS_F64
     test_kernel_fd();
 #endif

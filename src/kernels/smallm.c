@@ -36,7 +36,7 @@
 #define HAVE_AVX512 0
 #endif
 
-#define MR 4        /* rows of x per tile (portable; AVX-512 up to 4 rows) */
+#define MR 4        /* rows of x per portable tile (and the bound of the AVX-512 one-row tile) */
 #define NR_VX 2     /* weight rows per portable tile (more rows of x) */
 #define NR_MAX 4
 #define MR_W 8      /* AVX-512, more rows of x: rows of x per tile */
