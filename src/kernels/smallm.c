@@ -36,7 +36,7 @@
 #define HAVE_AVX512 0
 #endif
 
-#define MR 4        /* rows of x per portable tile (and the bound of the AVX-512 one-row tile) */
+#define MR 4        /* rows of x per portable tile */
 #define NR_VX 2     /* weight rows per portable tile (more rows of x) */
 #define NR_MAX 4
 #define MR_W 8      /* AVX-512, more rows of x: rows of x per tile */
@@ -44,10 +44,10 @@
 #define PF_TILES 4  /* ... prefetch distance, in tiles */
 #define KU_MAX 4    /* accumulators along k per output */
 #define BF16_BLOCK_ELEMS (1 << 21) /* widened weights per sgemm of the blocked product: 8 MiB */
-/* up to this many rows of x: weight rows streamed one after the other (AVX-512: the tiles with
- * prefetch are as fast at M = 1 and faster from M = 2, measured 10-35 % at M = 2-4 in bf16) */
+/* portable: up to this many rows of x, weight rows streamed one after the other (AVX-512 does so
+ * only at M = 1: its tiles with prefetch are as fast there and faster from M = 2, measured
+ * 10-35 % at M = 2-4 in bf16) */
 #define SEQ_MAX_M_VX 4
-#define SEQ_MAX_M_512 1
 
 /* ---- portable tile ------------------------------------------------------------------------ */
 /* lanes: one native vector register (AVX: 8 floats; SSE, NEON: 4) */
@@ -159,55 +159,27 @@ static inline __attribute__((always_inline)) __m512 load_w512_mask(const void *w
     return _mm512_maskz_loadu_ps(mask, (const float *)w + k);
 }
 
-/* Same contract as tile_vx; the K % 16 tail through masked loads. */
-static inline __attribute__((always_inline)) void tile_512(float *y, int64_t ldy, const float *x, const void *w,
-                                                           const float *b, int64_t K, int mr, int nr, int ku,
-                                                           int bf16) {
-    __m512 acc[MR][NR_MAX][KU_MAX];
+/* y = x . w (+ b) for one row of x and one weight row (M = 1), with KU_MAX accumulators along
+ * k; the K % 16 tail through masked loads. */
+static inline __attribute__((always_inline)) void row_512(float *y, const float *x, const void *w, const float *b,
+                                                          int64_t K, int bf16) {
+    __m512 acc[KU_MAX];
     #pragma GCC unroll 4
-    for (int r = 0; r < mr; r++)
-        #pragma GCC unroll 4
-        for (int j = 0; j < nr; j++)
-            #pragma GCC unroll 4
-            for (int u = 0; u < ku; u++) acc[r][j][u] = _mm512_setzero_ps();
-    size_t es = bf16 ? 2 : 4;
-    const char *wc = w;
+    for (int u = 0; u < KU_MAX; u++) acc[u] = _mm512_setzero_ps();
     int64_t k = 0;
-    for (; k + 16 * ku <= K; k += 16 * ku)
+    for (; k + 16 * KU_MAX <= K; k += 16 * KU_MAX)
         #pragma GCC unroll 4
-        for (int u = 0; u < ku; u++) {
-            __m512 xv[MR];
-            #pragma GCC unroll 4
-            for (int r = 0; r < mr; r++) xv[r] = _mm512_loadu_ps(x + r * K + k + u * 16);
-            #pragma GCC unroll 4
-            for (int j = 0; j < nr; j++) {
-                __m512 wv = load_w512(wc + (size_t)j * (size_t)K * es, k + u * 16, bf16);
-                #pragma GCC unroll 4
-                for (int r = 0; r < mr; r++) acc[r][j][u] = _mm512_fmadd_ps(xv[r], wv, acc[r][j][u]);
-            }
-        }
+        for (int u = 0; u < KU_MAX; u++)
+            acc[u] = _mm512_fmadd_ps(_mm512_loadu_ps(x + k + u * 16), load_w512(w, k + u * 16, bf16), acc[u]);
     for (; k < K; k += 16) {
         __mmask16 mask = K - k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (K - k)) - 1);
-        __m512 xv[MR];
-        #pragma GCC unroll 4
-        for (int r = 0; r < mr; r++) xv[r] = _mm512_maskz_loadu_ps(mask, x + r * K + k);
-        #pragma GCC unroll 4
-        for (int j = 0; j < nr; j++) {
-            __m512 wv = load_w512_mask(wc + (size_t)j * (size_t)K * es, k, mask, bf16);
-            #pragma GCC unroll 4
-            for (int r = 0; r < mr; r++) acc[r][j][0] = _mm512_fmadd_ps(xv[r], wv, acc[r][j][0]);
-        }
+        acc[0] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, x + k), load_w512_mask(w, k, mask, bf16), acc[0]);
     }
+    __m512 a = acc[0];
     #pragma GCC unroll 4
-    for (int r = 0; r < mr; r++)
-        #pragma GCC unroll 4
-        for (int j = 0; j < nr; j++) {
-            __m512 a = acc[r][j][0];
-            #pragma GCC unroll 4
-            for (int u = 1; u < ku; u++) a = _mm512_add_ps(a, acc[r][j][u]);
-            float s = _mm512_reduce_add_ps(a);
-            y[r * ldy + j] = b ? s + b[j] : s;
-        }
+    for (int u = 1; u < KU_MAX; u++) a = _mm512_add_ps(a, acc[u]);
+    float v = _mm512_reduce_add_ps(a);
+    *y = b ? v + *b : v;
 }
 
 /* y[r, j] (+ b_j) for r < mr <= MR_W rows of x, j < nr <= NR_W weight rows (M >= 2): per 16 k,
@@ -300,59 +272,50 @@ static inline __attribute__((always_inline)) void cols_512_wide(int bf16, float 
 
 /* ---- driver ------------------------------------------------------------------------------- */
 
-static inline __attribute__((always_inline)) void tile(int avx512, float *y, int64_t ldy, const float *x,
-                                                       const void *w, const float *b, int64_t K, int mr, int nr,
-                                                       int ku, int bf16) {
+/* Portable: columns [0, nr) of y (row stride N) from nr weight rows at w, all M rows of x, MR
+ * at a time. */
+static inline __attribute__((always_inline)) void all_rows_of_x(float *y, int64_t N, const float *x, const void *w,
+                                                                const float *b, int64_t M, int64_t K, int nr, int ku,
+                                                                int bf16) {
+    int64_t m = 0;
+    for (; m + MR <= M; m += MR) tile_vx(y + m * N, N, x + m * K, w, b, K, MR, nr, ku, bf16);
+    switch (M - m) {
+    case 1: tile_vx(y + m * N, N, x + m * K, w, b, K, 1, nr, ku, bf16); break;
+    case 2: tile_vx(y + m * N, N, x + m * K, w, b, K, 2, nr, ku, bf16); break;
+    case 3: tile_vx(y + m * N, N, x + m * K, w, b, K, 3, nr, ku, bf16); break;
+    default: break;
+    }
+}
+
+/* Output columns [n0, n1) of y[M, N]; avx512 and bf16 are constants here.
+ * AVX-512: M = 1 the weight rows one after the other (they stream sequentially), M >= 2 the wide
+ * tiles with prefetch.  Portable: M <= SEQ_MAX_M_VX the weight rows one after the other, each
+ * with all rows of x and several accumulators along k (several rows interleaved ran at half the
+ * memory bandwidth here); more rows of x: groups of NR_VX weight rows per tile. */
+static inline __attribute__((always_inline)) void cols_impl(int avx512, int bf16, float *y, const float *x,
+                                                            const char *w, const float *b, int64_t M, int64_t N,
+                                                            int64_t K, int64_t n0, int64_t n1) {
+    size_t ws = (size_t)K * (bf16 ? 2 : 4);
 #if HAVE_AVX512
     if (avx512) {
-        tile_512(y, ldy, x, w, b, K, mr, nr, ku, bf16);
+        if (M == 1)
+            for (int64_t n = n0; n < n1; n++) row_512(y + n, x, w + n * ws, b ? b + n : NULL, K, bf16);
+        else cols_512_wide(bf16, y, x, w, b, M, N, K, n0, n1);
         return;
     }
 #else
     (void)avx512;
 #endif
-    tile_vx(y, ldy, x, w, b, K, mr, nr, ku, bf16);
-}
-
-/* Columns [0, nr) of y (row stride N) from nr weight rows at w, all M rows of x, MR at a time. */
-static inline __attribute__((always_inline)) void all_rows_of_x(int avx512, float *y, int64_t N, const float *x,
-                                                                const void *w, const float *b, int64_t M, int64_t K,
-                                                                int nr, int ku, int bf16) {
-    int64_t m = 0;
-    for (; m + MR <= M; m += MR) tile(avx512, y + m * N, N, x + m * K, w, b, K, MR, nr, ku, bf16);
-    switch (M - m) {
-    case 1: tile(avx512, y + m * N, N, x + m * K, w, b, K, 1, nr, ku, bf16); break;
-    case 2: tile(avx512, y + m * N, N, x + m * K, w, b, K, 2, nr, ku, bf16); break;
-    case 3: tile(avx512, y + m * N, N, x + m * K, w, b, K, 3, nr, ku, bf16); break;
-    default: break;
-    }
-}
-
-/* Output columns [n0, n1) of y[M, N].  Few rows of x (M <= SEQ_MAX_M_*): the weight rows one after
- * the other, each with all rows of x and several accumulators along k, so that the weights stream
- * sequentially (several rows interleaved ran at half the memory bandwidth here).  More rows of x:
- * groups of NR weight rows per tile, fewer loads per multiply-add.  avx512 and bf16 are constants
- * here. */
-static inline __attribute__((always_inline)) void cols_impl(int avx512, int bf16, float *y, const float *x,
-                                                            const char *w, const float *b, int64_t M, int64_t N,
-                                                            int64_t K, int64_t n0, int64_t n1) {
-    size_t ws = (size_t)K * (bf16 ? 2 : 4);
-    if (M <= (avx512 ? SEQ_MAX_M_512 : SEQ_MAX_M_VX)) {
+    if (M <= SEQ_MAX_M_VX) {
         for (int64_t n = n0; n < n1; n++) {
-            if (M == 1) tile(avx512, y + n, N, x, w + n * ws, b ? b + n : NULL, K, 1, 1, 4, bf16);
-            else all_rows_of_x(avx512, y + n, N, x, w + n * ws, b ? b + n : NULL, M, K, 1, 2, bf16);
+            if (M == 1) tile_vx(y + n, N, x, w + n * ws, b ? b + n : NULL, K, 1, 1, 4, bf16);
+            else all_rows_of_x(y + n, N, x, w + n * ws, b ? b + n : NULL, M, K, 1, 2, bf16);
         }
         return;
     }
-#if HAVE_AVX512
-    if (avx512) {
-        cols_512_wide(bf16, y, x, w, b, M, N, K, n0, n1);
-        return;
-    }
-#endif
     int64_t n = n0;
-    for (; n + NR_VX <= n1; n += NR_VX) all_rows_of_x(avx512, y + n, N, x, w + n * ws, b ? b + n : NULL, M, K, NR_VX, 1, bf16);
-    for (; n < n1; n++) all_rows_of_x(avx512, y + n, N, x, w + n * ws, b ? b + n : NULL, M, K, 1, 1, bf16);
+    for (; n + NR_VX <= n1; n += NR_VX) all_rows_of_x(y + n, N, x, w + n * ws, b ? b + n : NULL, M, K, NR_VX, 1, bf16);
+    for (; n < n1; n++) all_rows_of_x(y + n, N, x, w + n * ws, b ? b + n : NULL, M, K, 1, 1, bf16);
 }
 
 static void cols(int avx512, int bf16, float *y, const float *x, const void *w, const float *b, int64_t M,
@@ -368,7 +331,7 @@ static void smallm_impl(int avx512, float *y, const float *x, const void *w, int
     SSMLM_ASSERT(!avx512 || HAVE_AVX512);
     if (M <= 0 || N <= 0) return;
     /* each thread a contiguous range of whole tiles of output rows */
-    int64_t unit = avx512 && M > SEQ_MAX_M_512 ? NR_W : 4, units = (N + unit - 1) / unit;
+    int64_t unit = avx512 && M > 1 ? NR_W : 4, units = (N + unit - 1) / unit;
     /* a parallel region costs microseconds (more with passive waiting): only for real work */
 #pragma omp parallel if (N * K * (M < MR ? M : MR) >= ((int64_t)1 << 18))
     {
