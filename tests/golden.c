@@ -210,6 +210,13 @@ void *read_all(const char *path, size_t *n) {
     return p;
 }
 
+char *file_text(const char *dir, const char *name) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    char *t = NULL;
+    return ssmlm_file_read_text(path, &t) == SSMLM_OK ? t : NULL;
+}
+
 void write_all(const char *path, const void *p, size_t n) {
     FILE *f = fopen(path, "wb");
     CHECK(f != NULL, "cannot write %s", path);

@@ -60,6 +60,8 @@ const char *ssmlm_build_dir(void);
  * and a buffer written to a file (records CHECKs). */
 void *read_all(const char *path, size_t *n);
 void write_all(const char *path, const void *p, size_t n);
+/* The file dir/name as NUL-terminated text (caller frees), NULL if it cannot be read. */
+char *file_text(const char *dir, const char *name);
 
 /* Fill with uniform values in [-a, a] from a simple seeded generator. */
 void fill_uniform(real *x, int64_t n, double a, uint64_t *seed);

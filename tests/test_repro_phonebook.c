@@ -10,21 +10,6 @@
 static char g_tmp[64];
 static char g_out[1 << 16];
 
-static char *file_text(const char *dir, const char *name) {
-    char path[256];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    size_t n;
-    char *t = read_all(path, &n);
-    if (!t) return NULL;
-    char *z = realloc(t, n + 1);
-    if (!z) {
-        free(t);
-        return NULL;
-    }
-    z[n] = 0;
-    return z;
-}
-
 static void check_outputs(const char *dir) {
     static const char *const files[] = {"report.md", "results.json", "results.csv", "accuracy_standard.svg",
                                         "accuracy_reversed.svg", "digits_standard.svg", "fuzzy_memory.svg",

@@ -156,21 +156,6 @@ static void evaluation(void) {
     ssmlm_model_free(m);
 }
 
-static char *file_text(const char *dir, const char *name) {
-    char p[512];
-    size_t n;
-    snprintf(p, sizeof p, "%s/%s", dir, name);
-    char *s = read_all(p, &n);
-    if (!s) return NULL;
-    char *t = realloc(s, n + 1);
-    if (!t) {
-        free(s);
-        return NULL;
-    }
-    t[n] = 0;
-    return t;
-}
-
 static void quick_run(void) {
     char a[128], b[128], args[512];
     const char *budget = SANITIZED ? " --budget 0.34" : ""; /* 2 steps instead of 6 under the sanitizers */

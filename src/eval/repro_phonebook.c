@@ -10,6 +10,7 @@
 #include "eval/svg.h"
 #include "train/synth.h"
 #include <math.h>
+#include <stdarg.h>
 #include <string.h>
 
 enum { PB_TRANSFORMER, PB_MAMBA, PB_MAMBA2, PB_HYBRID, PB_N_ARCH };
@@ -282,6 +283,16 @@ typedef struct pb_finding {
     int verdict;
 } pb_finding;
 
+/* Appends to f->numbers (what does not fit is cut off); *w counts what was written before. */
+static void __attribute__((format(printf, 3, 4))) numbers_add(pb_finding *f, size_t *w, const char *fmt, ...) {
+    if (*w >= sizeof f->numbers) return;
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(f->numbers + *w, sizeof f->numbers - *w, fmt, ap);
+    va_end(ap);
+    if (k > 0) *w += (size_t)k;
+}
+
 /* Thresholds of the rules: fixed here, before any number is seen. */
 #define RULE_LEARNED 0.9       /* Transformer accuracy within the training length */
 #define RULE_MIN_LEARNED 0.5   /* below this the Transformer did not learn the task: comparisons are not judged */
@@ -320,15 +331,13 @@ static int pb_findings(const pb_plan *p, const pb_run *r, pb_finding *f) {
     {
         const ssmlm_pb_point *t = pb_point_at_most(p, tr_std, K);
         int ok = 1;
-        size_t w = (size_t)snprintf(f[n].numbers, sizeof f[n].numbers, "at %lld entries: Transformer %.3f",
-                                    (long long)t->n_entries, t->accuracy);
+        size_t w = 0;
+        numbers_add(&f[n], &w, "at %lld entries: Transformer %.3f", (long long)t->n_entries, t->accuracy);
         for (int a = PB_MAMBA; a <= PB_MAMBA2; a++) {
             const ssmlm_pb_point *s = pb_point_at_most(p, r[a].pts[0], K);
             ok &= s->accuracy <= t->accuracy - RULE_GAP && s->accuracy < r[a].pts[0][0].accuracy;
-            if (w < sizeof f[n].numbers)
-                w += (size_t)snprintf(f[n].numbers + w, sizeof f[n].numbers - w, ", %s %.3f (%.3f at %lld entries)",
-                                      k_arch_label[a], s->accuracy, r[a].pts[0][0].accuracy,
-                                      (long long)r[a].pts[0][0].n_entries);
+            numbers_add(&f[n], &w, ", %s %.3f (%.3f at %lld entries)", k_arch_label[a], s->accuracy,
+                        r[a].pts[0][0].accuracy, (long long)r[a].pts[0][0].n_entries);
         }
         f[n].verdict = !learned ? PB_NOT_JUDGED : ok ? PB_REPRODUCED : PB_NOT_REPRODUCED;
     }
@@ -350,9 +359,8 @@ static int pb_findings(const pb_plan *p, const pb_run *r, pb_finding *f) {
             double d = pb_wrong_digits(p, r[a].smp[0], lo, hi, &nw);
             judged &= nw >= RULE_MIN_WRONG;
             ok &= d >= RULE_FUZZY * PB_CHANCE_DIGITS;
-            if (w < sizeof f[n].numbers)
-                w += (size_t)snprintf(f[n].numbers + w, sizeof f[n].numbers - w, "%s%s %.2f digits (%lld wrong answers)",
-                                      a == PB_MAMBA ? "" : ", ", k_arch_label[a], d, (long long)nw);
+            numbers_add(&f[n], &w, "%s%s %.2f digits (%lld wrong answers)", a == PB_MAMBA ? "" : ", ",
+                        k_arch_label[a], d, (long long)nw);
         }
         f[n].verdict = !judged || !learned ? PB_NOT_JUDGED : ok ? PB_REPRODUCED : PB_NOT_REPRODUCED;
     }
@@ -371,12 +379,9 @@ static int pb_findings(const pb_plan *p, const pb_run *r, pb_finding *f) {
         for (int a = PB_MAMBA; a <= PB_MAMBA2; a++) {
             double st = pb_mean(p, r[a].pts[0], PB_ACC, lo, hi), rv = pb_mean(p, r[a].pts[1], PB_ACC, lo, hi);
             ok &= rv >= st + RULE_GAP && rv <= tr_in - RULE_GAP;
-            if (w < sizeof f[n].numbers)
-                w += (size_t)snprintf(f[n].numbers + w, sizeof f[n].numbers - w, "%s: standard %.3f, reversed %.3f; ",
-                                      k_arch_label[a], st, rv);
+            numbers_add(&f[n], &w, "%s: standard %.3f, reversed %.3f; ", k_arch_label[a], st, rv);
         }
-        if (w < sizeof f[n].numbers)
-            snprintf(f[n].numbers + w, sizeof f[n].numbers - w, "Transformer within training length %.3f", tr_in);
+        numbers_add(&f[n], &w, "Transformer within training length %.3f", tr_in);
         f[n].verdict = !learned ? PB_NOT_JUDGED : ok ? PB_REPRODUCED : PB_NOT_REPRODUCED;
     }
     n++;
